@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for libnrt's core-dump behaviour: the test oracle of the test bed.
 
 There is no Neuron hardware in the test bed. This program plays a workload

@@ -208,7 +208,7 @@ def test_s3_prefix_is_passed_only_when_set_and_shifts_later_flags(tmp_path, reco
 
 @pytest.mark.parametrize("s3_variable", [None, ""], ids=["s3-unset", "s3-empty"])
 def test_no_s3_flag_without_a_prefix(tmp_path, recorder, s3_variable):
-    hook, _ = recorder
+    hook, _log = recorder
     env = make_env(NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY=str(tmp_path / "dumps"))
     if s3_variable is not None:
         env["NEURON_RT_S3_CORE_DUMP_PREFIX"] = s3_variable
@@ -221,7 +221,7 @@ def test_no_s3_flag_without_a_prefix(tmp_path, recorder, s3_variable):
 
 
 def test_s3_only_still_stages_in_the_default_local_directory(tmp_path, recorder):
-    hook, _ = recorder  # records only, so nothing is written under /tmp/neuron-core-dump
+    hook, _log = recorder  # records only, so nothing is written under /tmp/neuron-core-dump
     env = make_env(NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY="", NEURON_RT_S3_CORE_DUMP_PREFIX="s3://bucket/%d")
 
     report = run_fake(tmp_path, ["--hook", hook, "--epoch", EPOCH], env)
@@ -237,7 +237,7 @@ def test_s3_only_still_stages_in_the_default_local_directory(tmp_path, recorder)
 
 
 def test_every_variable_and_unknown_percent_sequences_expand(tmp_path, recorder):
-    hook, _ = recorder
+    hook, _log = recorder
     template = f"{tmp_path}/p%p-t%t-l%l-c%c-d%d-i%i-unknown%Q-percent%%-literal%%d-end%"
     env = make_env(NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY=template)
 
@@ -254,7 +254,7 @@ def test_every_variable_and_unknown_percent_sequences_expand(tmp_path, recorder)
 
 
 def test_dashed_datetime_and_cluster_id_none(tmp_path, recorder):
-    hook, _ = recorder
+    hook, _log = recorder
     env = make_env(NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY=f"{tmp_path}/%d_%c")
     args = ["--hook", hook, "--epoch", EPOCH, "--datetime-format", "dashed", "--cluster-id", "none"]
 
@@ -267,7 +267,7 @@ def test_dashed_datetime_and_cluster_id_none(tmp_path, recorder):
 
 
 def test_expansions_are_truncated_to_the_runtime_buffers(tmp_path, recorder):
-    hook, _ = recorder
+    hook, _log = recorder
     long_dir = "/" + "a" * 4093 + "\u00e9" + "tail"  # the cut at 4095 bytes splits the two-byte é
     long_iid = "i-" + "f" * 300
     env = make_env(NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY=long_dir, NEURON_RT_S3_CORE_DUMP_PREFIX="s3://" + "b" * 5000)
@@ -436,7 +436,7 @@ def test_sigterm_to_the_launcher_stops_every_rank(tmp_path, recorder):
 
 
 def test_hold_then_fail_with_a_given_libnrt_path(tmp_path, recorder):
-    hook, _ = recorder
+    hook, _log = recorder
     libnrt = tmp_path / "lib" / "libnrt.so.1"
     libnrt.parent.mkdir()
     report = tmp_path / "report.json"

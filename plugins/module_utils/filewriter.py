@@ -1,0 +1,130 @@
+# Copyright: contributors to neuron_ops.core_dump
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planned file changes: compare, diff, then write atomically or remove.
+
+A change is computed from bytes (before/after, None = no file) so ``changed``
+is exact and check mode is a plan that is simply not applied.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+
+def read_bytes(path):
+    """Content of ``path`` (following symlinks), or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+
+
+def _text(data):
+    return "" if data is None else data.decode("utf-8", "replace")
+
+
+class FileChange:
+    """One file a target wants to be ``after`` (None: absent)."""
+
+    def __init__(self, target, path, before, after, mode=0o644):
+        self.target = target
+        self.path = path
+        self.before = before
+        self.after = after
+        self.mode = mode
+
+    @property
+    def changed(self):
+        return self.before != self.after
+
+    def diff(self):
+        return {
+            "before_header": self.path if self.before is not None else "%s (absent)" % self.path,
+            "after_header": self.path if self.after is not None else "%s (absent)" % self.path,
+            "before": _text(self.before),
+            "after": _text(self.after),
+        }
+
+    def apply(self, module=None):
+        """Make the file match the plan; returns True when something was done."""
+        if not self.changed:
+            return False
+        if self.after is None:
+            remove(self.path)
+        else:
+            write_atomic(self.path, self.after, module=module, new_mode=self.mode)
+        return True
+
+
+def write_atomic(path, data, module=None, new_mode=0o644):
+    """Replace ``path`` with ``data`` in one rename.
+
+    A symlinked target is written through (its target replaced, the link kept).
+    An existing file keeps its mode and owner; a new one gets ``new_mode``.
+    With ``module`` the rename is AnsibleModule.atomic_move (SELinux context).
+    """
+    real = os.path.realpath(path)
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    try:
+        existing = os.stat(real)
+    except FileNotFoundError:
+        existing = None
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(real), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if existing is not None:
+            os.chmod(tmp, existing.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(tmp, existing.st_uid, existing.st_gid)
+        else:
+            os.chmod(tmp, new_mode)
+        if module is not None:
+            module.atomic_move(tmp, real)
+            if existing is None:
+                os.chmod(real, new_mode)
+        else:
+            os.replace(tmp, real)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _fsync_directory(directory)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    _fsync_directory(os.path.dirname(path))
+
+
+def remove_empty_directory(path):
+    """Remove ``path`` if it is an empty directory; True when removed."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

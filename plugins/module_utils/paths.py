@@ -1,0 +1,33 @@
+# Copyright: contributors to neuron_ops.core_dump
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixed host paths read or written by the modules.
+
+They are not module options on purpose: the runtime and the OS fix them. Code
+reads them as ``paths.NAME`` at call time, so unit tests can point them at a
+temporary tree with monkeypatch.
+"""
+
+from __future__ import annotations
+
+# Targets written by core_dump (one file format each, see the target modules).
+ETC_ENVIRONMENT = "/etc/environment"
+PROFILE_SCRIPT = "/etc/profile.d/neuron-core-dump.sh"
+MANAGER_DROPIN = "/etc/systemd/system.conf.d/50-neuron-core-dump.conf"
+UNIT_DROPIN_ROOT = "/etc/systemd/system"
+UNIT_DROPIN_NAME = "50-neuron-core-dump.conf"
+
+# The hook libnrt executes (hard-coded in the runtime) and the vendor original
+# that the neuron_dump role diverts aside.
+HOOK = "/opt/aws/neuron/bin/neuron-dump"
+VENDOR_HOOK = "/opt/aws/neuron/bin/neuron-dump.distrib"
+
+# Where core_dump remembers the hook mode it changed, so it can restore exactly.
+HOOK_STATE = "/var/lib/neuron-core-dump/core-dump-hook-state.json"
+
+# The host program of this collection (neuron_dump role); optional.
+HOST_PROGRAM = "/usr/local/bin/neuron-core-dump"
+
+# sd_booted(): systemd is the running init iff this directory exists.
+SYSTEMD_RUN_DIR = "/run/systemd/system"
+
+PROC_ROOT = "/proc"

@@ -1,0 +1,637 @@
+#!/usr/bin/python
+# Copyright: contributors to neuron_ops.core_dump
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: core_dump_info
+short_description: Report whether a host captures AWS Neuron runtime core dumps, and where they go
+version_added: 0.1.0
+description:
+  - Read-only check of one host. It reports, as plain data, what a new workload would do for each way a workload
+    can start, using the runtime's own rules.
+  - The rules are that dumps are on when the local directory or the S3 prefix is non-empty after defaults, and
+    C(/opt/aws/neuron/bin/neuron-dump) is executable by the workload user. An unset local directory means the
+    runtime default C(/tmp/neuron-core-dump/dt-%d-cid-%c). Both variables empty means off.
+  - The ways a workload can start, called contexts, are C(login_shell) (a real login shell is run), C(pam_session)
+    (C(/etc/environment) as C(pam_env) reads it), C(systemd_service) (the manager environment) and C(unit:<name>)
+    for each named or managed service. With O(workload_user), the module also runs C(su -l) as that user
+    (C(su_login:<user>)).
+  - It also reports drift between contexts, between the managed files, and between files and what systemd uses,
+    and against O(expect) when given. Other reports cover the hook's identity, who may execute the hook, the vendor
+    C(.distrib) file and its package version, running workloads that started with other values, dump storage, the
+    spool and uploader status of the C(neuron-core-dump) host program, and an optional S3 write probe.
+  - The module changes nothing on the host, except that the S3 probe writes and then deletes one small object.
+author:
+  - neuron_ops developers (@neuron-ops)
+options:
+  units:
+    description:
+      - Services to evaluate as contexts. Every service that has a drop-in from M(neuron_ops.core_dump.core_dump) is
+        always evaluated as well.
+      - A name without a suffix gets C(.service).
+    type: list
+    elements: str
+  workload_user:
+    description:
+      - The user training or inference jobs run as. The hook's executability, which is part of the runtime's gate,
+        is evaluated as this user. When running as root, the module also checks this with a real C(access(X_OK))
+        as the user, and adds a C(su -l) context.
+      - When not given, the gate uses "any unprivileged user", so a hook only root or one group may execute counts
+        as not executable. Set V(root) if your workloads run as root.
+    type: str
+  expect:
+    description:
+      - The state every context and managed file should have. Each one that differs is a drift finding.
+    type: str
+    choices: [enabled, disabled]
+  fail_on_drift:
+    description:
+      - Fail when there is any drift finding. The message lists every finding and its reason, and all other return
+        values are still included.
+    type: bool
+    default: false
+  scan_processes:
+    description:
+      - Scan C(/proc) for processes that map C(libnrt.so*) and compare the values they started with against the
+        current settings.
+    type: bool
+    default: true
+  s3_probe:
+    description:
+      - Write, read back and delete a small object under each effective S3 prefix, using the host's own credentials
+        (boto3 on the host). The object goes in a C(.neuron-core-dump-probe/) folder next to where dumps land.
+    type: bool
+    default: false
+  s3_endpoint_url:
+    description: S3 endpoint for the probe, for example a VPC endpoint or a test server.
+    type: str
+  s3_region:
+    description: Region for the probe. By default, boto3's own lookup is used.
+    type: str
+  validate_certs:
+    description: Verify the TLS certificate of the S3 endpoint during the probe.
+    type: bool
+    default: true
+  s3_probe_timeout:
+    description: Connect and read timeout, in seconds, for each S3 call of the probe.
+    type: int
+    default: 10
+  fail_on_s3_probe:
+    description: Fail the module when the S3 probe fails. By default, a failed probe is only reported.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Returns no diff; it changes nothing.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with the Neuron tools; systemd is optional (the systemd parts are skipped without it).
+notes:
+  - The C(login_shell) context runs C(/bin/sh -l) as the module user, so the host's profile scripts run.
+  - Unit contexts use the manager environment plus the unit's C(Environment=). C(EnvironmentFile=) is not read.
+  - Processes in another mount namespace, such as containers, are listed but not compared. Host settings do not
+    reach them.
+seealso:
+  - module: neuron_ops.core_dump.core_dump
+"""
+
+EXAMPLES = r"""
+- name: Report, and fail if any way to start a workload would not capture dumps
+  neuron_ops.core_dump.core_dump_info:
+    expect: enabled
+    fail_on_drift: true
+    workload_user: ubuntu
+    units: [vllm]
+  register: dumps
+
+- name: After disabling, list workloads that still run with the old values
+  neuron_ops.core_dump.core_dump_info:
+    expect: disabled
+  register: after
+- ansible.builtin.debug:
+    msg: "{{ after.restart_required | map(attribute='pid') | list }}"
+
+- name: Check the upload path with the host's own credentials
+  neuron_ops.core_dump.core_dump_info:
+    s3_probe: true
+    s3_endpoint_url: http://moto.internal:5000
+    s3_region: us-east-1
+"""
+
+RETURN = r"""
+effective_state:
+  description: C(enabled) or C(disabled) when all available contexts agree; otherwise C(mixed).
+  returned: always
+  type: str
+  sample: enabled
+contexts:
+  description: The settings a new workload would get, for each way it can start.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: C(login_shell), C(pam_session), C(su_login:<user>), C(systemd_service) or C(unit:<name>).
+      type: str
+    available:
+      description: False when the context could not be read (no systemd, shell failed); see RV(contexts[].error).
+      type: bool
+    error:
+      description: Why the context is unavailable, or null.
+      type: str
+    variables:
+      description: The two variables as the workload would see them; null means unset.
+      type: dict
+    effective:
+      description:
+        - The runtime's decision. It has C(state) (enabled or disabled), C(reason), C(local_dir) and C(s3_prefix)
+          (the effective patterns after defaults) and C(local_base) (the directory all dumps land under).
+      type: dict
+    details:
+      description: Extra data for unit contexts (C(LoadState), C(NeedDaemonReload)).
+      type: dict
+  sample:
+    - name: systemd_service
+      available: true
+      error: null
+      variables: {NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY: /var/lib/neuron-core-dump/dumps/dt-%d-cid-%c,
+                  NEURON_RT_S3_CORE_DUMP_PREFIX: null}
+      effective: {state: enabled, reason: variables set and hook executable,
+                  local_dir: /var/lib/neuron-core-dump/dumps/dt-%d-cid-%c, s3_prefix: null,
+                  local_base: /var/lib/neuron-core-dump/dumps}
+targets:
+  description: Each file M(neuron_ops.core_dump.core_dump) manages, with the values it sets and what they mean.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: profile, path: /etc/profile.d/neuron-core-dump.sh, exists: true, managed: true,
+       variables: {NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY: "", NEURON_RT_S3_CORE_DUMP_PREFIX: ""},
+       effective: {state: disabled, reason: both variables empty (the documented way to disable)}}
+drift:
+  description: Every drift finding. An empty list means none.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {where: systemd_manager, reason: "on disk local='' s3='', but the running systemd uses local=unset s3=unset:
+        run systemctl daemon-reexec"}
+hook:
+  description:
+    - The hook at C(/opt/aws/neuron/bin/neuron-dump). C(kind) is C(ours) when its first 4 KiB contain
+      C(NEURON_CORE_DUMP_HOOK_VERSION = "x.y.z"), C(vendor) for any other file, or C(missing).
+    - Also reports C(version), C(sha256), C(mode), C(owner) and C(group). C(executable_by) gives a result and
+      reason for C(root), C(any_user) and C(workload_user). C(gate_executable) is the value used for the gate.
+      C(disabled_by_core_dump) is true when the module's record of removed execute bits exists.
+  returned: always
+  type: dict
+  sample: {kind: ours, version: 0.1.0, sha256: 9f86d0..., mode: "0755", gate_executable: true}
+vendor:
+  description:
+    - The vendor hook diverted to C(/opt/aws/neuron/bin/neuron-dump.distrib) (C(present), C(sha256)) and the
+      installed version of the C(aws-neuronx-tools) package (C(package_version)). The version is null when the
+      package or the package tool is absent.
+  returned: always
+  type: dict
+  sample: {path: /opt/aws/neuron/bin/neuron-dump.distrib, present: true, sha256: 2c26b4..., package: aws-neuronx-tools,
+           package_version: 2.32.28.0-1}
+restart_required:
+  description:
+    - Running processes that map C(libnrt.so*) and started with values that differ from what a new process in the
+      same context would get. Each entry has C(pid), C(comm), C(unit), C(context) and C(differs), a list of
+      C(variable), C(process) and C(current).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {pid: 4242, comm: python3, unit: train.service, context: systemd_service,
+       differs: [{variable: NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY, process: null, current: ""}]}
+processes:
+  description:
+    - Summary of the C(/proc) scan. C(scanned), C(runtime_processes) and C(unreadable) are counts.
+      C(foreign_namespace) lists the PIDs of runtime processes in other mount namespaces.
+  returned: always
+  type: dict
+  sample: {scanned: 212, runtime_processes: 3, unreadable: 0, foreign_namespace: []}
+storage:
+  description:
+    - For each dump root (each effective local base, and C(/tmp/neuron-core-dump)), the C(path), whether it
+      C(exists), the C(bytes) and C(count) of dumps, and the C(free_bytes) of its file system. C(truncated) is
+      true when the walk stopped early on a very large tree.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /var/lib/neuron-core-dump/dumps, name_prefix: dt-, exists: true, bytes: 1048576, count: 2,
+            free_bytes: 52428800000, truncated: false, error: null}]
+host_status:
+  description:
+    - The output of C(neuron-core-dump status --json), which includes the spool depth, pending dumps, uploader
+      health and storage. Null when C(/usr/local/bin/neuron-core-dump) is not installed. Contains C(error) when
+      the command failed.
+  returned: always
+  type: dict
+  sample: {spool_depth: 0, pending_dumps: 0, last_error: null, uploader: {healthy: true, detail: idle}, config_ok: true}
+s3_probe:
+  description:
+    - One result for each effective S3 prefix, with C(ok), C(bucket), C(key), C(steps) and C(error). Null unless
+      O(s3_probe=true).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{prefix: "s3://example-bucket/%d-%c", ok: true, bucket: example-bucket,
+            key: .neuron-core-dump-probe/host-1a2b, steps: {put: ok, head: ok, delete: ok}, error: null}]
+systemd:
+  description:
+    - C(running) (systemd is the init), C(version), and C(manager_expands_specifiers), which tells whether this
+      version resolves C(%) specifiers in C(DefaultEnvironment=).
+  returned: always
+  type: dict
+  sample: {running: true, version: 252, manager_expands_specifiers: true}
+"""
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # noqa: E402
+    contexts,
+    contract,
+    drift,
+    etc_environment,
+    filewriter,
+    gate,
+    hook,
+    paths,
+    patterns,
+    procscan,
+    profile_script,
+    s3_probe,
+    storage,
+    systemd_dropin,
+    targets,
+    unit_names,
+)
+
+HOST_STATUS_TIMEOUT = 30
+
+
+def _variables(env):
+    return {name: (env or {}).get(name) for name in contract.MANAGED_VARS}
+
+
+def _context(name, env, hook_ok, error=None, details=None):
+    variables = _variables(env)
+    ctx = {
+        "name": name,
+        "available": error is None,
+        "error": error,
+        "variables": variables,
+        "effective": gate.evaluate(variables[contract.LOCAL_DIR_VAR], variables[contract.S3_PREFIX_VAR], hook_ok),
+    }
+    if details is not None:
+        ctx["details"] = details
+    return ctx
+
+
+class Systemd:
+    def __init__(self, module):
+        self.module = module
+        self.running = os.path.isdir(paths.SYSTEMD_RUN_DIR)
+        self.bin = module.get_bin_path("systemctl")
+        self.version = None
+        if self.bin:
+            rc, out, _err = self.run("--version")
+            self.version = systemd_dropin.parse_version(out) if rc == 0 else None
+        self.expands = systemd_dropin.manager_expands_specifiers(self.version)
+
+    def run(self, *args):
+        return self.module.run_command([self.bin, *args], environ_update={"LC_ALL": "C"})
+
+    @property
+    def usable(self):
+        return self.running and bool(self.bin)
+
+
+def read_targets(units, expands, hook_ok):
+    """What each managed file sets, as a list of target reports."""
+    found = []
+
+    def add(name, path, parse):
+        data = filewriter.read_bytes(path)
+        variables = _variables(parse(data) if data is not None else {})
+        report = {
+            "name": name,
+            "path": path,
+            "exists": data is not None,
+            "variables": variables,
+            "effective": gate.evaluate(variables[contract.LOCAL_DIR_VAR], variables[contract.S3_PREFIX_VAR], hook_ok),
+        }
+        if name == targets.ENVIRONMENT:
+            report["managed"] = data is not None and etc_environment.has_marker(data)
+            # /etc/environment always exists; it is "ours" only when it sets our variables.
+            report["exists"] = data is not None and any(v is not None for v in variables.values())
+        else:
+            report["managed"] = report["exists"]
+        found.append(report)
+
+    add(targets.ENVIRONMENT, paths.ETC_ENVIRONMENT, etc_environment.managed_values)
+    add(targets.PROFILE, paths.PROFILE_SCRIPT, profile_script.parse)
+    add(targets.SYSTEMD_MANAGER, paths.MANAGER_DROPIN, lambda d: systemd_dropin.parse_manager(d, expands))
+    for unit in units:
+        add("unit_dropin:%s" % unit, targets.unit_dropin_path(unit), systemd_dropin.parse_unit)
+    return found
+
+
+def read_contexts(module, systemd, units, hook_ok, target_reports):
+    found = []
+    live = []
+    pam_env = etc_environment.parse(filewriter.read_bytes(paths.ETC_ENVIRONMENT))
+    found.append(_context("pam_session", pam_env, hook_ok))
+    env, error = contexts.login_shell_env(pam_env)
+    found.append(_context("login_shell", env, hook_ok, error))
+    user = module.params["workload_user"]
+    if user:
+        env, error = contexts.su_login_env(user)
+        found.append(_context("su_login:%s" % user, env, hook_ok, error))
+
+    by_name = {t["name"]: t for t in target_reports}
+    if not systemd.usable:
+        reason = "systemd is not running" if systemd.bin else "systemctl not found"
+        found.append(_context("systemd_service", None, hook_ok, reason))
+        for unit in units:
+            found.append(_context("unit:%s" % unit, None, hook_ok, reason))
+        return found, live
+
+    rc, out, err = systemd.run("show-environment")
+    manager_env = contexts.parse_show_environment(out) if rc == 0 else None
+    found.append(_context("systemd_service", manager_env, hook_ok, None if rc == 0 else err.strip() or "rc=%d" % rc))
+    manager_file = by_name[targets.SYSTEMD_MANAGER]
+    if rc == 0 and (manager_file["exists"] or any(v is not None for v in _variables(manager_env).values())):
+        live.append(
+            {
+                "where": targets.SYSTEMD_MANAGER,
+                "configured": manager_file["variables"],
+                "running": _variables(manager_env),
+                "hint": "run systemctl daemon-reexec (or another tool sets them in system.conf)",
+            }
+        )
+    for unit in units:
+        rc, out, err = systemd.run("show", "-p", "Environment", "-p", "LoadState", "-p", "NeedDaemonReload", unit)
+        if rc != 0:
+            found.append(_context("unit:%s" % unit, None, hook_ok, err.strip() or "rc=%d" % rc))
+            continue
+        props = contexts.parse_properties(out)
+        unit_env = contexts.parse_environment_property(props.get("Environment", ""))
+        merged = dict(manager_env or {})
+        merged.update(unit_env)
+        details = {"LoadState": props.get("LoadState"), "NeedDaemonReload": props.get("NeedDaemonReload")}
+        found.append(_context("unit:%s" % unit, merged, hook_ok, details=details))
+        dropin = by_name.get("unit_dropin:%s" % unit)
+        if dropin and dropin["exists"]:
+            running = {n: unit_env.get(n) for n in contract.MANAGED_VARS}
+            live.append(
+                {
+                    "where": "unit_dropin:%s" % unit,
+                    "configured": dropin["variables"],
+                    "running": running,
+                    "hint": "run systemctl daemon-reload"
+                    if props.get("NeedDaemonReload") == "yes"
+                    else "another drop-in or the unit itself overrides them",
+                }
+            )
+    return found, live
+
+
+def context_for_process(proc, ctx_by_name):
+    unit = proc.get("unit") or ""
+    if "unit:%s" % unit in ctx_by_name:
+        return "unit:%s" % unit
+    if unit.endswith(".service"):
+        return "systemd_service"
+    return "login_shell" if ctx_by_name.get("login_shell", {}).get("available") else "pam_session"
+
+
+def check_processes(ctx_list):
+    ctx_by_name = {c["name"]: c for c in ctx_list}
+    procs, stats = procscan.scan()
+    stats["foreign_namespace"] = []
+    restart = []
+    for proc in procs:
+        if proc["foreign_namespace"]:
+            stats["foreign_namespace"].append(proc["pid"])
+            continue
+        if proc["env"] is None:
+            continue
+        name = context_for_process(proc, ctx_by_name)
+        ctx = ctx_by_name.get(name)
+        if not ctx or not ctx["available"]:
+            continue
+        differs = [
+            {"variable": var, "process": proc["env"].get(var), "current": ctx["variables"].get(var)}
+            for var in contract.MANAGED_VARS
+            if proc["env"].get(var) != ctx["variables"].get(var)
+        ]
+        if differs:
+            restart.append(
+                {"pid": proc["pid"], "comm": proc["comm"], "unit": proc["unit"], "context": name, "differs": differs}
+            )
+    return restart, stats
+
+
+def _common_start(first, second):
+    length = 0
+    while length < min(len(first), len(second)) and first[length] == second[length]:
+        length += 1
+    return first[:length]
+
+
+def measure_storage(ctx_list):
+    roots = {}
+    runtime_root = patterns.storage_root(contract.RUNTIME_DEFAULT_LOCAL_DIR)[0]
+    roots[runtime_root] = ""
+    for ctx in ctx_list:
+        local = ctx["effective"].get("local_dir") if ctx["available"] else None
+        if not local:
+            continue
+        directory, name_prefix = patterns.storage_root(local)
+        if not directory:
+            continue
+        if directory in roots:
+            # Two patterns under one directory: count entries matching either name prefix.
+            roots[directory] = _common_start(roots[directory], name_prefix)
+        else:
+            roots[directory] = name_prefix
+    return [storage.measure(path, prefix) for path, prefix in sorted(roots.items())]
+
+
+def host_status():
+    if not os.path.exists(paths.HOST_PROGRAM):
+        return None
+    argv = [paths.HOST_PROGRAM, "status", "--json"]
+    try:
+        result = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=HOST_STATUS_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "%s did not finish within %ds" % (" ".join(argv), HOST_STATUS_TIMEOUT)}
+    except OSError as exc:
+        return {"error": str(exc)}
+    try:
+        data = json.loads(result.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return {
+            "error": "%s exited %d without a JSON object: %s"
+            % (" ".join(argv), result.returncode, result.stderr.decode("utf-8", "replace").strip()[:500])
+        }
+    if result.returncode != 0:
+        data.setdefault("error", "exited %d" % result.returncode)
+    return data
+
+
+def package_version(module, name):
+    dpkg = module.get_bin_path("dpkg-query")
+    if dpkg:
+        rc, out, _err = module.run_command([dpkg, "-W", "-f", "${Version}", name], environ_update={"LC_ALL": "C"})
+        if rc == 0 and out.strip():
+            return out.strip()
+    rpm = module.get_bin_path("rpm")
+    if rpm:
+        rc, out, _err = module.run_command(
+            [rpm, "-q", "--qf", "%{VERSION}-%{RELEASE}", name], environ_update={"LC_ALL": "C"}
+        )
+        if rc == 0 and out.strip():
+            return out.strip()
+    return None
+
+
+def vendor_report(module):
+    present = os.path.isfile(paths.VENDOR_HOOK)
+    sha = None
+    if present:
+        try:
+            sha = hook.sha256_file(paths.VENDOR_HOOK)
+        except OSError:
+            sha = None
+    return {
+        "path": paths.VENDOR_HOOK,
+        "present": present,
+        "sha256": sha,
+        "package": contract.VENDOR_PACKAGE,
+        "package_version": package_version(module, contract.VENDOR_PACKAGE),
+    }
+
+
+def hook_report(workload_user):
+    report = hook.identify(paths.HOOK)
+    report["executable_by"] = hook.executable_by(paths.HOOK, workload_user)
+    who = "workload_user" if workload_user else "any_user"
+    report["gate_executable"] = report["executable_by"][who]["executable"]
+    report["gate_user"] = workload_user or "any unprivileged user"
+    report["disabled_by_core_dump"] = hook.read_state(paths.HOOK_STATE) is not None
+    return report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            units=dict(type="list", elements="str"),
+            workload_user=dict(type="str"),
+            expect=dict(type="str", choices=["enabled", "disabled"]),
+            fail_on_drift=dict(type="bool", default=False),
+            scan_processes=dict(type="bool", default=True),
+            s3_probe=dict(type="bool", default=False),
+            s3_endpoint_url=dict(type="str"),
+            s3_region=dict(type="str"),
+            validate_certs=dict(type="bool", default=True),
+            s3_probe_timeout=dict(type="int", default=10),
+            fail_on_s3_probe=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    problems = [p for name in params["units"] or [] for p in unit_names.problems(name)]
+    if problems:
+        module.fail_json(msg="; ".join(problems))
+    units = []
+    for name in [unit_names.normalize(n) for n in params["units"] or []] + sorted(targets.managed_unit_dropins()):
+        if name not in units:
+            units.append(name)
+
+    systemd = Systemd(module)
+    hook_info = hook_report(params["workload_user"])
+    hook_ok = hook_info["gate_executable"]
+    target_reports = read_targets(units, systemd.expands, hook_ok)
+    ctx_list, live = read_contexts(module, systemd, units, hook_ok, target_reports)
+    findings = drift.find(ctx_list, target_reports, params["expect"], live)
+    if params["expect"] == "enabled" and not hook_ok:
+        findings.append(
+            {
+                "where": "hook",
+                "reason": "%s is not executable by %s: %s"
+                % (
+                    paths.HOOK,
+                    hook_info["gate_user"],
+                    hook_info["executable_by"]["workload_user" if params["workload_user"] else "any_user"]["reason"],
+                ),
+            }
+        )
+
+    states = {c["effective"]["state"] for c in ctx_list if c["available"]}
+    result = {
+        "changed": False,
+        "effective_state": states.pop() if len(states) == 1 else "mixed",
+        "contexts": ctx_list,
+        "targets": target_reports,
+        "drift": findings,
+        "hook": hook_info,
+        "vendor": vendor_report(module),
+        "restart_required": [],
+        "processes": None,
+        "storage": measure_storage(ctx_list),
+        "host_status": host_status(),
+        "s3_probe": None,
+        "systemd": {
+            "running": systemd.running,
+            "version": systemd.version,
+            "manager_expands_specifiers": systemd.expands,
+        },
+    }
+    if params["scan_processes"]:
+        result["restart_required"], result["processes"] = check_processes(ctx_list)
+
+    if params["s3_probe"]:
+        prefixes = sorted(
+            {c["effective"]["s3_prefix"] for c in ctx_list if c["available"] and c["effective"]["s3_prefix"]}
+        )
+        result["s3_probe"] = [
+            s3_probe.run(
+                p, params["s3_endpoint_url"], params["s3_region"], params["validate_certs"], params["s3_probe_timeout"]
+            )
+            for p in prefixes
+        ]
+        if not prefixes:
+            module.warn("s3_probe: no context has an S3 prefix; nothing probed")
+        failed = [r for r in result["s3_probe"] if not r["ok"]]
+        if failed and params["fail_on_s3_probe"]:
+            module.fail_json(
+                msg="S3 probe failed: " + "; ".join("%s: %s" % (r["prefix"], r["error"]) for r in failed), **result
+            )
+
+    if findings and params["fail_on_drift"]:
+        module.fail_json(msg=drift.message(findings, params["expect"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
