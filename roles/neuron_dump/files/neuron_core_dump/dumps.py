@@ -1,0 +1,234 @@
+"""Find the dumps on this host and classify them (for ``list``, ``info``, ``gc``, ``status``).
+
+A *dump* is a direct child directory of a configured dump root (the runtime's
+``<root>/dt-%d-cid-%c``). Its upload state comes from the uploader's state files
+and queue; a dump is
+
+``pending``   a queued entry still refers to it (or to a dir below it);
+``uploaded``  every S3 prefix it was sent to has a manifest, no multipart upload is
+              open and every file now in it was uploaded;
+``local``     anything else: no S3 prefix, never enqueued (e.g. made by the vendor
+              helper alone), or refused by the uploader.
+"""
+
+import os
+import stat
+
+from . import fsutil, spool, state
+
+PENDING = "pending"
+UPLOADED = "uploaded"
+LOCAL = "local"
+
+
+class Dump:
+    def __init__(self, root, name, info):
+        self.root = root
+        self.name = name
+        self.path = os.path.join(root, name)
+        self.uid = info.st_uid
+        self.bytes = 0
+        self.newest_mtime = info.st_mtime
+        self.files = []  # (name, size) of regular files directly inside
+        self.states = []  # uploader state dicts of dump dirs at or below this dump
+        self.queued = []  # queue entries referring to it
+        self.status = LOCAL
+        self.dev = None
+
+    def as_dict(self):
+        prefixes = {}
+        for dump_state in self.states:
+            for prefix, prefix_state in dump_state.get("prefixes", {}).items():
+                prefixes[prefix] = {
+                    "files_uploaded": len(prefix_state.get("files", {})),
+                    "manifest": (prefix_state.get("manifest") or {}).get("key"),
+                    "multipart_open": len(prefix_state.get("multipart", {})),
+                }
+        errors = [q.get("last_error") for q in self.queued if q.get("last_error")]
+        return {
+            "name": self.name,
+            "path": self.path,
+            "root": self.root,
+            "uid": self.uid,
+            "status": self.status,
+            "bytes": self.bytes,
+            "file_count": len(self.files),
+            "newest_mtime": self.newest_mtime,
+            "s3": prefixes,
+            "queued_entries": len(self.queued),
+            "last_error": errors[-1] if errors else None,
+        }
+
+
+def scan_root(root):
+    """(dumps, root info dict) of one root; a missing root gives no dumps."""
+    info = {"path": root, "exists": False, "bytes": 0, "count": 0, "free_bytes": None}
+    try:
+        root_fd = fsutil.walk(root)
+    except OSError:
+        return [], info
+    found = []
+    try:
+        info["exists"] = True
+        vfs = os.fstatvfs(root_fd)
+        info["free_bytes"] = vfs.f_bavail * vfs.f_frsize
+        dev = os.fstat(root_fd).st_dev
+        try:
+            names = sorted(os.listdir(root_fd))
+        except OSError as exc:  # a 1733 root cannot be listed by users: only root sees every dump
+            info["error"] = "cannot list (%s); run as root" % exc.strerror
+            names = []
+        for name in names:
+            try:
+                entry_info = os.lstat(name, dir_fd=root_fd)
+            except OSError:
+                continue
+            if not stat.S_ISDIR(entry_info.st_mode):
+                continue  # symlinks and stray files are not dumps (and are never followed)
+            dump = Dump(root, name, entry_info)
+            dump.dev = dev
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+            except OSError:
+                found.append(dump)
+                continue
+            try:
+                dump.bytes, newest = fsutil.dir_usage(fd)
+                dump.newest_mtime = max(dump.newest_mtime, newest)
+                for child in os.listdir(fd):
+                    try:
+                        child_info = os.lstat(child, dir_fd=fd)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(child_info.st_mode) and not child.startswith("."):
+                        dump.files.append((child, child_info.st_size, child_info.st_mtime_ns))
+            finally:
+                os.close(fd)
+            found.append(dump)
+    finally:
+        os.close(root_fd)
+    info["count"] = len(found)
+    info["bytes"] = sum(d.bytes for d in found)
+    return found, info
+
+
+def load_queue_entries(spool_dir):
+    """Queue entries (root only); [] when the queue cannot be read."""
+    try:
+        queue_fd = fsutil.walk(os.path.join(spool_dir, spool.QUEUE))
+    except OSError:
+        return []
+    try:
+
+        class _Quiet:
+            @staticmethod
+            def warning(_message):
+                return None
+
+        return list(spool.load_queue(queue_fd, _Quiet).values())
+    except OSError:
+        return []
+    finally:
+        os.close(queue_fd)
+
+
+def load_states(state_dir):
+    try:
+        store = state.Store(state_dir) if os.geteuid() == 0 else None
+    except OSError:
+        store = None
+    if store is None:
+        return _read_states_readonly(state_dir)
+    try:
+        return store.all_dumps()
+    finally:
+        store.close()
+
+
+def _read_states_readonly(state_dir):
+    try:
+        fd = fsutil.walk(os.path.join(state_dir, state.UPLOADS))
+    except OSError:
+        return []
+    result = []
+    try:
+        from . import fastjson
+
+        for name in os.listdir(fd):
+            if name.endswith(".json") and not name.startswith("."):
+                try:
+                    raw, _unused = fsutil.read_small(fd, name, state.MAX_STATE_BYTES)
+                    data = fastjson.loads(raw.decode("utf-8"))
+                    if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
+                        result.append(data)
+                except (OSError, ValueError):
+                    continue
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return result
+
+
+def classify(dump):
+    if dump.queued:
+        return PENDING
+    complete_prefixes = 0
+    for dump_state in dump.states:
+        for prefix_state in dump_state.get("prefixes", {}).values():
+            if prefix_state.get("multipart") or not prefix_state.get("manifest"):
+                return LOCAL
+            complete_prefixes += 1
+            uploaded = prefix_state.get("files", {})
+            if dump_state.get("dump_dir") == dump.path:
+                for name, size, _mtime in dump.files:
+                    if name.endswith("-manifest.json"):
+                        continue
+                    known = uploaded.get(name)
+                    if not known or known.get("size") != size:
+                        return LOCAL
+    return UPLOADED if complete_prefixes else LOCAL
+
+
+def scan(config, with_state=True):
+    """(dumps, roots info). Dumps carry their state and classification when readable."""
+    dumps = []
+    roots = []
+    for root in config["dump_roots"]:
+        found, info = scan_root(root)
+        dumps.extend(found)
+        roots.append(info)
+    if with_state:
+        by_path = {d.path: d for d in dumps}
+        for dump_state in load_states(config["state_dir"]):
+            owner = _owner_dump(dump_state["dump_dir"], by_path)
+            if owner is not None:
+                owner.states.append(dump_state)
+        for queued in load_queue_entries(config["spool_dir"]):
+            owner = _owner_dump(queued.get("entry", {}).get("dump_dir", ""), by_path)
+            if owner is not None:
+                owner.queued.append(queued)
+        for dump in dumps:
+            dump.status = classify(dump)
+    return dumps, roots
+
+
+def _owner_dump(dump_dir, by_path):
+    try:
+        parts = fsutil.split_components(dump_dir)
+    except fsutil.UnsafePathError:
+        return None
+    for length in range(len(parts), 0, -1):
+        candidate = "/" + "/".join(parts[:length])
+        if candidate in by_path:
+            return by_path[candidate]
+    return None
+
+
+def find(config, name_or_path):
+    """The dump named ``name_or_path`` (a path, or a name under any root), or None."""
+    dumps, _unused = scan(config)
+    for dump in dumps:
+        if name_or_path in (dump.path, dump.name) or name_or_path.rstrip("/") == dump.path:
+            return dump
+    return None

@@ -1,0 +1,380 @@
+"""The ``neuron-dump`` hook: what the Neuron runtime runs (and waits for) on a failure.
+
+``run()`` is the entry point used by the installed script: it arms a watchdog,
+calls :func:`main` and always ends the process with status 0. :func:`main` does
+the work and never raises, so tests can call it in-process.
+
+Order of work, each step guarded on its own so one failure never skips the rest:
+
+1. read the config (invalid -> log and use the built-in defaults);
+2. open the dump dir safely, creating it 0700 (before the vendor runs, so the
+   vendor finds a private directory and not one made with its umask);
+3. chain to the vendor capture with the same argv, under a timeout;
+4. copy a ``--runtime-generated`` file into the dump dir when it is elsewhere;
+5. write our JSON record (temp file + rename, unique name);
+6. enqueue the dump for the uploader (atomic rename into the spool);
+7. make sure an uploader will run (systemd path unit, or a detached worker).
+"""
+
+import errno
+import os
+import time
+
+from . import config as config_mod
+from . import flags as flags_mod
+from . import fsutil, log, record, spool, vendor
+from .hostinfo import instance_id as find_instance_id
+from .hostinfo import safe_token, tool_versions
+
+COPY_CHUNK = 1024 * 1024
+_STDERR_LEVELS = {"errors": log.LOG_ERR, "all": log.LOG_DEBUG, "none": None}
+
+
+def load_config(path):
+    """(config, error message or None). Falls back to defaults; never raises."""
+    try:
+        return config_mod.read(path), None
+    except config_mod.ConfigError as exc:
+        return config_mod.defaults(), "config %s is invalid: %s: %s" % (path, exc.key, exc.rule)
+    except Exception as exc:  # unexpected trouble reading the config must not stop the capture
+        return config_mod.defaults(), "config %s unreadable: %s" % (path, exc)
+
+
+def expand_template(template, flags):
+    """Expand the runtime's ``%d %c %p %t %l %i %%`` variables (unknown ``%X`` -> ``%``)."""
+    values = {
+        "d": flags.get("date-time") or time.strftime("%Y%m%d-%H%M%S"),
+        "c": flags.get("cluster-id") or "none",
+        "p": flags.get("pid") or str(os.getppid()),
+        "t": flags.get("tid") or "none",
+        "l": flags.get("log-id") or "none",
+        "i": flags.get("instance-id") or "none",
+    }
+    out = []
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if char == "%" and index + 1 < len(template):
+            nxt = template[index + 1]
+            if nxt == "%":
+                out.append("%")
+            else:
+                value = values.get(nxt)
+                # a value must stay one path component
+                out.append(value.replace("/", "_") if value is not None else "%")
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def open_dump_dir(path, config):
+    """Open (creating) the dump dir without following planted symlinks.
+
+    Returns (fd, root or None). Raises OSError/UnsafePathError with the reason.
+    """
+    hook = config["hook"]
+    root = fsutil.find_root(path, config["dump_roots"])
+    if root is None:
+        if not hook["write_outside_roots"]:
+            raise PolicyRefusal("outside the configured dump roots and hook.write_outside_roots is false")
+        fd = fsutil.walk(path, create_mode=hook["dir_mode"])
+    else:
+        depth = len(fsutil.split_components(root))
+        # the root itself may be missing (/tmp/neuron-core-dump after a reboot) and is made 1733;
+        # its parents are the role's business and are never created here
+        fd = fsutil.walk(
+            path,
+            create_mode=hook["dir_mode"],
+            strict_from=depth,
+            created_modes={depth - 1: hook["root_mode"]},
+            create_from=depth - 1,
+        )
+    try:
+        info = os.fstat(fd)
+        if info.st_uid not in (os.geteuid(), 0):
+            raise fsutil.UnsafePathError(errno.EPERM, "dump dir is owned by another user (uid %d)" % info.st_uid)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, root
+
+
+class PolicyRefusal(Exception):
+    """The config says not to write there (not an attack: the vendor still gets the original dir)."""
+
+
+def redirect_dump_dir(path, config):
+    """A fresh private dir below the first dump root, for when ``path`` is unsafe (planted link,
+    another user's dir). The vendor capture is pointed there too, so it cannot follow the trap."""
+    name = "%s-redirected-%s" % (safe_token(path.rstrip("/").rpartition("/")[2], 80), fsutil.unique_suffix())
+    target = config["dump_roots"][0].rstrip("/") + "/" + name
+    fd, root = open_dump_dir(target, config)
+    return target, fd, root
+
+
+def vendor_argv(argv, dump_dir):
+    """``argv`` with every --local-output-dir value replaced by ``dump_dir`` (parsed like :mod:`flags`)."""
+    result = []
+    found = False
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        index += 1
+        if token.startswith("--local-output-dir="):
+            result.append("--local-output-dir=" + dump_dir)
+            found = True
+        elif token == "--local-output-dir":
+            result.extend([token, dump_dir])
+            found = True
+            if index < len(argv) and not flags_mod.looks_like_flag(argv[index]):
+                index += 1  # skip the unsafe value
+        else:
+            result.append(token)
+    if not found:
+        result.extend(["--local-output-dir", dump_dir])
+    return result
+
+
+def copy_runtime_generated(source, dump_fd, config):
+    """Copy the runtime's own file into the dump dir unless it is already there."""
+    hook = config["hook"]
+    result = {"source": source[: hook["max_value_chars"]]}
+    parent, _unused, name = source.rpartition("/")
+    if not name or not source.startswith("/"):
+        result["error"] = "not an absolute file path"
+        return result
+    parent_fd = fsutil.walk(parent or "/")
+    try:
+        parent_info = os.fstat(parent_fd)
+        dump_info = os.fstat(dump_fd)
+        if (parent_info.st_dev, parent_info.st_ino) == (dump_info.st_dev, dump_info.st_ino):
+            result["in_dump_dir"] = True
+            return result
+        if not hook["copy_runtime_generated"]:
+            result["copied"] = False
+            return result
+        src_fd, src_info = fsutil.open_regular(parent_fd, name)
+    finally:
+        os.close(parent_fd)
+    try:
+        result["size"] = src_info.st_size
+        if src_info.st_size > hook["max_copy_bytes"]:
+            result["error"] = "larger than hook.max_copy_bytes, not copied"
+            return result
+        target = name if len(name) < 200 else name[:150]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
+        except FileExistsError:
+            target = "%s.%s" % (target, fsutil.unique_suffix())
+            dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
+        try:
+            _copy_fd(src_fd, dst_fd, src_info.st_size)
+        except BaseException:
+            os.close(dst_fd)
+            os.unlink(target, dir_fd=dump_fd)
+            raise
+        os.close(dst_fd)
+        result["copied_as"] = target
+        return result
+    finally:
+        os.close(src_fd)
+
+
+def _copy_fd(src_fd, dst_fd, size):
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst_fd, src_fd, offset, min(COPY_CHUNK * 16, size - offset))
+            if sent == 0:
+                break
+            offset += sent
+        return
+    except OSError:
+        pass  # file systems without sendfile support: fall back to read/write from where we are
+    os.lseek(src_fd, offset, os.SEEK_SET)
+    while True:
+        chunk = os.read(src_fd, COPY_CHUNK)
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst_fd, view) :]
+
+
+def _problem(problems, step, exc):
+    text = "%s: %s" % (step, exc)
+    problems.append(text)
+    log.error(text)
+
+
+def main(argv, config_path=config_mod.DEFAULT_PATH, watchdog=None):
+    """Do the hook's work for one call. Never raises; returns 0."""
+    try:
+        _main(list(argv), config_path, watchdog)
+    except KeyboardInterrupt:
+        pass  # the job was interrupted as a whole: leave quietly, status 0
+    except Exception as exc:  # the runtime must never see a failure from the hook
+        log.error("hook failed: %r" % (exc,))  # log.error never raises
+    return 0
+
+
+def _main(argv, config_path, watchdog):
+    config, config_problem = load_config(config_path)
+    hook = config["hook"]
+    log.setup(stderr_level=_STDERR_LEVELS[hook["log_stderr"]], log_file=config["log_file"])
+    if watchdog is not None:
+        watchdog(hook["vendor_timeout_seconds"] + hook["budget_seconds"])
+    problems = []
+    if config_problem:
+        _problem(problems, "config", config_problem + "; using built-in defaults")
+    flags = flags_mod.parse(argv)
+    dump_dir = flags.get("local-output-dir") or expand_template(hook["fallback_dump_dir"], flags)
+    if not dump_dir.startswith("/"):
+        # a relative NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY means "below the workload's cwd" (ours too);
+        # with the cwd deleted the relative path stays, is refused below and the dump redirected
+        cwd = fsutil.quietly(os.getcwd)
+        if cwd:
+            dump_dir = os.path.join(cwd, dump_dir)
+
+    dump_fd = None
+    root = None
+    run_argv = argv
+    try:
+        dump_fd, root = open_dump_dir(dump_dir, config)
+    except fsutil.UnsafePathError as exc:
+        # a planted symlink or a foreign dir: neither we nor the vendor capture may write there
+        _problem(problems, "dump dir %r refused" % dump_dir[:300], exc)
+        try:
+            dump_dir, dump_fd, root = redirect_dump_dir(dump_dir, config)
+            run_argv = vendor_argv(argv, dump_dir)
+            log.warning("dump redirected to %s" % dump_dir)
+        except Exception as redirect_exc:  # no safe place at all: skip the vendor rather than leak
+            _problem(problems, "redirect", redirect_exc)
+            run_argv = None
+    except Exception as exc:  # a refused or failed dir still lets the vendor capture run
+        _problem(problems, "dump dir %r" % dump_dir[:300], exc)
+
+    try:
+        try:
+            if run_argv is None:
+                vendor_result = {"path": hook["vendor_path"], "ran": False, "error": "no safe dump dir"}
+            else:
+                vendor_result = vendor.run(hook["vendor_path"], run_argv, hook["vendor_timeout_seconds"])
+        except Exception as exc:  # a broken vendor file must not stop our record
+            vendor_result = {"path": hook["vendor_path"], "error": str(exc)}
+        if vendor_result.get("timed_out"):
+            _problem(problems, "vendor", "%s killed after %ss" % (hook["vendor_path"], hook["vendor_timeout_seconds"]))
+        if dump_fd is None:
+            return
+        extra = {"vendor": vendor_result, "dump_dir": dump_dir, "dump_root": root}
+        runtime_file = flags.get("runtime-generated")
+        if runtime_file:
+            try:
+                extra["runtime_generated"] = copy_runtime_generated(runtime_file, dump_fd, config)
+            except Exception as exc:  # the record still gets written, with the reason
+                _problem(problems, "runtime-generated %r" % runtime_file[:300], exc)
+                extra["runtime_generated"] = {"source": runtime_file[:300], "error": str(exc)}
+        record_name = _write_record(flags, argv, config, dump_fd, extra, problems)
+    finally:
+        if dump_fd is not None:
+            os.close(dump_fd)
+
+    if root is None:
+        return  # outside the dump roots: the uploader would refuse it, so it stays local
+    try:
+        entry = spool.make_entry(
+            dump_dir, flags.get("s3-output-prefix"), record.kind_of(flags), record_name, flags.get("pid")
+        )
+        spool.enqueue(config["spool_dir"], entry, hook["file_mode"])
+    except Exception as exc:  # the dump is on disk; gc/status still see it
+        _problem(problems, "enqueue", exc)
+        return
+    _trigger(config, config_path, problems)
+
+
+def _write_record(flags, argv, config, dump_fd, extra, problems):
+    hook = config["hook"]
+    try:
+        iid, source = find_instance_id(hook["instance_id_file"], flags.get("instance-id"), config["state_dir"])
+        extra["problems"] = list(problems)
+        data = record.build(
+            flags, argv, iid, source, tool_versions(hook["versions_file"]), hook["max_value_chars"], extra
+        )
+        from . import fastjson
+
+        name = record.file_name(iid, flags, fsutil.unique_suffix())
+        fsutil.write_new_file(dump_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), hook["file_mode"])
+        return name
+    except Exception as exc:  # e.g. ENOSPC: logged, and the dump is still enqueued
+        _problem(problems, "record", exc)
+        return None
+
+
+def _trigger(config, config_path, problems):
+    from . import trigger
+
+    try:
+        if trigger.mode_for(config) != "spawn":
+            return
+        if trigger.worker_running(config["spool_dir"]):
+            return
+        trigger.spawn_worker(config["uploader"]["cli_path"], config_path)
+    except Exception as exc:  # the entry is queued; the timer will pick it up
+        _problem(problems, "spawn uploader", exc)
+
+
+def _ensure_std_fds():
+    """Put /dev/null on fds 0-2 if the runtime closed them, so no file of ours becomes 'stderr'."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _install_watchdog():
+    """SIGALRM ends the process with status 0 (killing the vendor group) when the budget is spent.
+
+    Signal state survives execve: a runtime thread may have SIGALRM blocked, or SIGCHLD
+    ignored (which would make our children vanish before waitpid). Both are reset here.
+    """
+    try:
+        import _signal as signals  # the public module imports enum: ~8 ms we do not want to spend
+    except ImportError:  # pragma: no cover - other interpreters
+        import signal as signals
+
+    signals.signal(signals.SIGCHLD, signals.SIG_DFL)
+    signals.pthread_sigmask(signals.SIG_UNBLOCK, [signals.SIGALRM, signals.SIGCHLD])
+
+    def on_alarm(_signum, _frame):
+        vendor.kill_running()
+        try:
+            log.error("hook time budget exceeded; exiting with status 0")
+        finally:
+            os._exit(0)
+
+    signals.signal(signals.SIGALRM, on_alarm)
+
+    def arm(seconds):
+        signals.setitimer(signals.ITIMER_REAL, max(0.001, float(seconds)))
+
+    return arm
+
+
+def run(argv, config_path=config_mod.DEFAULT_PATH):
+    """Entry point of the installed hook script: do the work, then exit 0, always."""
+    try:
+        _ensure_std_fds()
+        arm = _install_watchdog()
+        defaults = config_mod.DEFAULTS["hook"]
+        arm(defaults["vendor_timeout_seconds"] + defaults["budget_seconds"])  # until the config is read
+        main(argv, config_path, watchdog=arm)
+    finally:
+        # status 0 whatever happened; _exit also skips interpreter teardown, which the runtime would wait for
+        os._exit(0)

@@ -1,0 +1,196 @@
+"""The spool between the hook (any user) and the uploader (root).
+
+Layout below ``spool_dir``:
+
+``incoming/`` (root, 1733)
+    The hook writes ``.ncd-tmp-*`` and renames it to ``<unique>-<pid>.json``: an
+    entry is either absent or complete. Users can create entries but not list or
+    touch other users' entries (sticky, no read bit).
+``queue/`` (root, 0700)
+    The uploader claims an entry by renaming it here (atomic, so two uploaders
+    never both claim it), takes the owner uid from ``fstat`` (never from the
+    content), validates the content and rewrites it as a trusted queue entry
+    ``{"entry": {...}, "uid": N, "claimed_ns": N, "attempts": N, "last_error": ...}``.
+
+Entries are untrusted input: size-capped, regular files only, no hard links.
+"""
+
+import errno
+import os
+import stat
+
+from . import fastjson, fsutil
+
+ENTRY_SCHEMA = "neuron-core-dump/spool/v1"
+INCOMING = "incoming"
+QUEUE = "queue"
+MAX_ENTRY_BYTES = 64 * 1024
+MAX_PATH_CHARS = 4096
+MAX_PREFIX_CHARS = 1024
+CLAIM_PREFIX = ".claim-"
+
+
+def _check_shared_dir(fd, what):
+    info = os.fstat(fd)
+    if info.st_uid not in (0, os.geteuid()):
+        raise fsutil.UnsafePathError(errno.EPERM, "%s is owned by uid %d" % (what, info.st_uid))
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        raise fsutil.UnsafePathError(errno.EPERM, "%s is world-writable without the sticky bit" % what)
+
+
+def enqueue(spool_dir, entry, file_mode=0o600):
+    """Hook side: drop one entry into ``incoming/``. Returns the entry name."""
+    incoming_fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
+    try:
+        _check_shared_dir(incoming_fd, "spool incoming dir")
+        name = "%s-%d.json" % (fsutil.unique_suffix(), os.getpid())
+        fsutil.write_new_file(incoming_fd, name, fastjson.dumps(entry).encode("ascii"), file_mode)
+        return name
+    finally:
+        os.close(incoming_fd)
+
+
+def make_entry(dump_dir, s3_prefix, kind, record_name, flags_pid):
+    import time
+
+    return {
+        "schema": ENTRY_SCHEMA,
+        "dump_dir": dump_dir,
+        "s3_prefix": s3_prefix,
+        "kind": kind,
+        "record": record_name,
+        "created_ns": time.time_ns(),
+        "hook_pid": os.getpid(),
+        "pid": flags_pid,
+    }
+
+
+# --- uploader side ------------------------------------------------------------------------------
+
+
+class BadEntry(ValueError):
+    pass
+
+
+def validate_entry(data):
+    """Normalise an untrusted entry or raise BadEntry."""
+    if not isinstance(data, dict):
+        raise BadEntry("entry is not a JSON object")
+    dump_dir = data.get("dump_dir")
+    if not isinstance(dump_dir, str) or len(dump_dir) > MAX_PATH_CHARS:
+        raise BadEntry("dump_dir missing or too long")
+    try:
+        parts = fsutil.split_components(dump_dir)
+    except fsutil.UnsafePathError as exc:
+        raise BadEntry("dump_dir unusable: %s" % exc.strerror) from None
+    prefix = data.get("s3_prefix")
+    if prefix is not None and (not isinstance(prefix, str) or len(prefix) > MAX_PREFIX_CHARS):
+        raise BadEntry("s3_prefix is not a string of at most %d chars" % MAX_PREFIX_CHARS)
+    if prefix == "":
+        prefix = None
+    created = data.get("created_ns")
+    return {
+        "dump_dir": "/" + "/".join(parts),
+        "s3_prefix": prefix,
+        "kind": str(data.get("kind", ""))[:32],
+        "record": str(data.get("record", ""))[:255] or None,
+        "created_ns": created if isinstance(created, int) and not isinstance(created, bool) else 0,
+    }
+
+
+def open_spool_dirs(spool_dir):
+    """(incoming fd, queue fd) for the uploader; creates ``queue/`` (0700) when missing."""
+    incoming_fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
+    try:
+        spool_fd = fsutil.walk(spool_dir)
+        try:
+            queue_fd = fsutil.walk_below(spool_fd, [QUEUE], create_mode=0o700)
+        finally:
+            os.close(spool_fd)
+        info = os.fstat(queue_fd)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            os.close(queue_fd)
+            # queue entries are trusted (their uid was checked on claim): nobody else may touch them
+            raise fsutil.UnsafePathError(errno.EPERM, "spool queue dir must be private to uid %d" % os.geteuid())
+    except BaseException:
+        os.close(incoming_fd)
+        raise
+    return incoming_fd, queue_fd
+
+
+def claim_incoming(incoming_fd, queue_fd, logger):
+    """Move every complete incoming entry into the queue. Returns the claimed names."""
+    import time
+
+    claimed = []
+    for name in sorted(os.listdir(incoming_fd)):
+        if name.startswith("."):
+            continue  # a hook is still writing it (stale ones are removed by gc)
+        claim = CLAIM_PREFIX + name
+        try:
+            os.rename(name, claim, src_dir_fd=incoming_fd, dst_dir_fd=queue_fd)
+        except FileNotFoundError:
+            continue  # another uploader was faster
+        except OSError as exc:
+            logger.error("cannot claim spool entry %r: %s" % (name, exc))
+            continue
+        try:
+            fd, info = fsutil.open_regular(queue_fd, claim)
+            try:
+                if info.st_nlink != 1:
+                    raise BadEntry("entry has %d hard links" % info.st_nlink)
+                if info.st_size > MAX_ENTRY_BYTES:
+                    raise BadEntry("entry larger than %d bytes" % MAX_ENTRY_BYTES)
+                raw = os.read(fd, MAX_ENTRY_BYTES + 1)
+            finally:
+                os.close(fd)
+            entry = validate_entry(fastjson.loads(raw.decode("utf-8")))
+            queued = {
+                "entry": entry,
+                "uid": info.st_uid,
+                "claimed_ns": time.time_ns(),
+                "attempts": 0,
+                "last_error": None,
+                "done": None,
+            }
+            final = name if name.endswith(".json") and len(name) < 200 else fsutil.unique_suffix() + ".json"
+            fsutil.replace_file(queue_fd, final, fastjson.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
+            claimed.append(final)
+        except (ValueError, OSError) as exc:
+            logger.warning("rejected spool entry %r: %s" % (name, exc))
+        finally:
+            fsutil.quietly(os.unlink, claim, dir_fd=queue_fd)
+    return claimed
+
+
+def load_queue(queue_fd, logger):
+    """All trusted queue entries as {name: entry}."""
+    result = {}
+    for name in sorted(os.listdir(queue_fd)):
+        if name.startswith(".") or not name.endswith(".json"):
+            continue
+        try:
+            raw, _unused = fsutil.read_small(queue_fd, name, MAX_ENTRY_BYTES * 2)
+            data = fastjson.loads(raw.decode("utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("entry"), dict):
+                result[name] = data
+        except (ValueError, OSError) as exc:
+            logger.warning("unreadable queue entry %r: %s" % (name, exc))
+    return result
+
+
+def save_queue_entry(queue_fd, name, data):
+    fsutil.replace_file(queue_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+
+
+def remove_queue_entry(queue_fd, name):
+    fsutil.quietly(os.unlink, name, dir_fd=queue_fd)
+
+
+def count_incoming(spool_dir):
+    """Number of complete entries waiting in incoming/ (needs read permission: root)."""
+    fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
+    try:
+        return sum(1 for name in os.listdir(fd) if not name.startswith("."))
+    finally:
+        os.close(fd)

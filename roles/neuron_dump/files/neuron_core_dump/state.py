@@ -1,0 +1,182 @@
+"""The uploader's own state below ``state_dir`` (root only).
+
+``uploads/<h>.json`` per dump dir: upload progress per S3 prefix, files with size,
+                     mtime, inode and sha256, pending multipart upload ids, the
+                     manifest, whether extra capture ran, local-only marker.
+``locks/<h>.lock``   ``fcntl.flock`` per dump dir: two uploaders never work on one
+                     dump at the same time, so no file is uploaded twice.
+``status.json``      last error / last success / hard-cap deletions, for ``status``.
+
+Every file is replaced atomically (temp + rename), so a SIGKILL at any moment leaves
+either the old or the new state, never a torn one. ``<h>`` is a hash of the dump
+dir path, so any path maps to a fixed-length, safe file name.
+"""
+
+import errno
+import hashlib
+import os
+import time
+
+from . import fastjson, fsutil
+
+# not "dumps": that is the default dump root (1733, user-writable) in the same state_dir
+UPLOADS = "uploads"
+LOCKS = "locks"
+STATUS = "status.json"
+STATUS_LOCK = "status.lock"
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
+
+def _check_private(fd, what, allow_read=False):
+    """State is trusted input for the uploader: nobody else may be able to write (or read) it."""
+    info = os.fstat(fd)
+    forbidden = 0o022 if allow_read else 0o077
+    if info.st_uid != os.geteuid() or info.st_mode & forbidden:
+        raise fsutil.UnsafePathError(
+            errno.EPERM, "state dir %s must be owned by uid %d and not open to others" % (what, os.geteuid())
+        )
+
+
+def dump_key(dump_dir):
+    return hashlib.sha256(dump_dir.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+
+
+class LockTimeout(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.fd = fsutil.walk(state_dir, create_mode=0o755)
+        self.dumps_fd = self.locks_fd = None
+        try:
+            _check_private(self.fd, state_dir, allow_read=True)
+            self.dumps_fd = fsutil.walk_below(self.fd, [UPLOADS], create_mode=0o700)
+            _check_private(self.dumps_fd, UPLOADS)
+            self.locks_fd = fsutil.walk_below(self.fd, [LOCKS], create_mode=0o700)
+            _check_private(self.locks_fd, LOCKS)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for fd in (self.dumps_fd, self.locks_fd, self.fd):
+            if fd is not None:
+                fsutil.quietly(os.close, fd)
+
+    # --- per dump ---------------------------------------------------------------------------
+
+    def load_dump(self, dump_dir):
+        try:
+            raw, _unused = fsutil.read_small(self.dumps_fd, dump_key(dump_dir) + ".json", MAX_STATE_BYTES)
+            data = fastjson.loads(raw.decode("utf-8"))
+            if isinstance(data, dict) and data.get("dump_dir") == dump_dir:
+                data.setdefault("prefixes", {})
+                return data
+        except FileNotFoundError:
+            pass
+        except (ValueError, OSError):
+            pass  # a damaged state file means "nothing known": worst case a file is uploaded again
+        return {"dump_dir": dump_dir, "prefixes": {}, "captured_ns": None, "local_only": False}
+
+    def save_dump(self, data):
+        data["updated_ns"] = time.time_ns()
+        name = dump_key(data["dump_dir"]) + ".json"
+        fsutil.replace_file(self.dumps_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+
+    def forget_dump(self, dump_dir):
+        for name in (dump_key(dump_dir) + ".json", dump_key(dump_dir) + ".lock"):
+            for fd in (self.dumps_fd, self.locks_fd):
+                fsutil.quietly(os.unlink, name, dir_fd=fd)
+
+    def all_dumps(self):
+        result = []
+        for name in os.listdir(self.dumps_fd):
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            try:
+                raw, _unused = fsutil.read_small(self.dumps_fd, name, MAX_STATE_BYTES)
+                data = fastjson.loads(raw.decode("utf-8"))
+            except (ValueError, OSError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
+                result.append(data)
+        return result
+
+    # --- locks ------------------------------------------------------------------------------
+
+    def lock(self, dump_dir, wait_seconds):
+        return _FileLock(self.locks_fd, dump_key(dump_dir) + ".lock", wait_seconds)
+
+    # --- status -----------------------------------------------------------------------------
+
+    def load_status(self):
+        try:
+            raw, _unused = fsutil.read_small(self.fd, STATUS, MAX_STATE_BYTES)
+            data = fastjson.loads(raw.decode("utf-8"))
+            if isinstance(data, dict):
+                return data
+        except (ValueError, OSError):
+            pass
+        return {}
+
+    def update_status(self, change):
+        """Apply ``change(status_dict)`` under a lock, so concurrent runs do not lose updates."""
+        with _FileLock(self.locks_fd, STATUS_LOCK, 30):
+            status = self.load_status()
+            change(status)
+            fsutil.replace_file(self.fd, STATUS, fastjson.dumps(status, indent=1).encode("ascii"), 0o644, fsync=False)
+            return status
+
+
+def read_status(state_dir):
+    """Read status.json without creating anything (for ``status`` run by any user)."""
+    try:
+        fd = fsutil.walk(state_dir)
+    except OSError:
+        return {}
+    try:
+        raw, _unused = fsutil.read_small(fd, STATUS, MAX_STATE_BYTES)
+        data = fastjson.loads(raw.decode("utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (ValueError, OSError):
+        return {}
+    finally:
+        os.close(fd)
+
+
+class _FileLock:
+    def __init__(self, dir_fd, name, wait_seconds):
+        self.dir_fd = dir_fd
+        self.name = name
+        self.wait_seconds = wait_seconds
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        fd = os.open(self.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockTimeout("lock %s held by another uploader" % self.name)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+        return False
