@@ -4,10 +4,13 @@
 # Each installs what it needs: host packages, a venv from the pinned lock, the bed.
 
 SHELL := /bin/bash
-VENV := .venv
-REQ_STAMP := $(VENV)/.req-$(shell sha256sum requirements/requirements.txt | cut -c1-16)
+# The venv is keyed by the lock's hash and kept outside the checkout, so a fresh clone on
+# the same machine (CI) reuses it; a changed lock gets a new one.
+REQ_HASH := $(shell sha256sum requirements/requirements.txt | cut -c1-16)
+VENV ?= $(HOME)/.cache/neuron-core-dump/venv-$(REQ_HASH)
+REQ_STAMP := $(VENV)/.complete
 export CONTAINERS_CONF := $(CURDIR)/tests/bed/containers.conf
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: test demo deps host-packages venv bed lint sanity unit molecule bench clean
@@ -16,7 +19,7 @@ test: deps
 	tests/run-all.sh
 
 demo: deps
-	@echo "make demo: not built yet (the fleet demo lands with the dump_env/playbooks issue)."
+	demo/run.sh
 
 deps: host-packages venv
 
@@ -25,7 +28,7 @@ host-packages:
 
 venv: $(REQ_STAMP)
 
-$(REQ_STAMP): requirements/requirements.txt
+$(REQ_STAMP):
 	rm -rf $(VENV)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements/requirements.txt
@@ -41,6 +44,10 @@ unit: deps
 molecule: deps
 	tests/run-all.sh molecule
 
+# Performance is measured, not asserted in tests: numbers go to docs/benchmarks.md.
+bench: deps
+	python3 bench/run.py
+
 clean:
 	-python3 tests/bed/bedctl.py down
-	rm -rf .bed $(VENV) tests/output
+	rm -rf .bed tests/output
