@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -42,3 +43,32 @@ def run_stand_in(host, env: dict | None = None, args: str = "", user: str | None
 
 def hook_calls(report: dict) -> list:
     return [call for rank in report["ranks"] for call in rank["calls"]]
+
+
+def s3_client():
+    """boto3 against the bed's moto server (dummy credentials: IAM cannot exist here)."""
+    import boto3  # only the scenarios that upload need it
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["NCD_BED_S3"],
+        region_name="us-east-1",
+        aws_access_key_id="bed",
+        aws_secret_access_key="bed",
+    )
+
+
+def split_s3_url(url: str) -> tuple:
+    bucket, _sep, key = url[len("s3://") :].partition("/")
+    return bucket, key.rstrip("/")
+
+
+def fake_instance_id(host) -> str:
+    """A distinct, valid-looking instance id per container (there is no DMI in a container)."""
+    digest = hashlib.sha256(container_name(host).encode()).hexdigest()
+    return "i-" + digest[:17]
+
+
+def run_as_login(host, user: str, command: str):
+    """Run ``command`` in a real login session of ``user`` (PAM + login shell), as a workload would."""
+    return host.run("su -l %s -c %s" % (user, shlex.quote(command)))

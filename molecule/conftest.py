@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bedtest import STAND_IN, STAND_IN_IN_HOST, copy_into, run_stand_in
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def stand_in(host):
     """Put the runtime stand-in (the test oracle) into the container; return a runner that
     starts it with a fully known environment and returns its JSON report."""

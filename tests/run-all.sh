@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 stages=("$@")
 ((${#stages[@]})) || stages=(lint sanity unit molecule)
-SCENARIOS=${NCD_SCENARIOS:-"default upgrade bad_input"}
+SCENARIOS=${NCD_SCENARIOS:-"toggle upload default upgrade bad_input"}
 failed=()
 passed=()
 
@@ -38,7 +38,16 @@ stage() {
 lint() {
   python3 tests/bed/bedctl.py link &&
     ruff check . && ruff format --check . &&
-    ANSIBLE_COLLECTIONS_PATH=$ROOT/.bed/collections ansible-lint
+    ANSIBLE_COLLECTIONS_PATH=$ROOT/.bed/collections ansible-lint &&
+    build_collection
+}
+
+build_collection() {
+  # The artefact users install: it must build, and carry no tests or bed files.
+  local out=$ROOT/.bed/build
+  rm -rf "$out" && mkdir -p "$out"
+  ansible-galaxy collection build --output-path "$out" >/dev/null &&
+    ! tar -tzf "$out"/neuron_ops-core_dump-*.tar.gz | grep -E '^(tests|molecule|\.bed|bench|demo)/'
 }
 
 sanity() {
@@ -56,11 +65,37 @@ unit() {
   python3 -m pytest -q -p no:cacheprovider tests/unit tests/integration
 }
 
+run_scenario() {
+  # One scenario, its full output in a log; on failure the end of that log is shown.
+  local scenario=$1 log=$ROOT/.bed/logs/molecule-$1.log started=$SECONDS
+  if molecule test -s "$scenario" >"$log" 2>&1; then
+    echo "ok      molecule $scenario ($((SECONDS - started)) s)"
+  else
+    echo "FAILED  molecule $scenario ($((SECONDS - started)) s), log: $log"
+    grep -a -E 'fatal:|FAILED|Error|^E  |failed because|Assertion' "$log" | tail -n 40 | sed 's/^/    /'
+    return 1
+  fi
+}
+
 molecule_all() {
-  local scenario rc=0
+  # Scenarios run in $LANES parallel lanes (the containers mostly wait on podman exec);
+  # SCENARIOS lists them longest first so the lanes end at about the same time.
+  local lanes=${NCD_MOLECULE_LANES:-2} lane scenario rc=0 i=0
+  local -a lane_scenarios=() pids=()
+  mkdir -p "$ROOT/.bed/logs"
   for scenario in $SCENARIOS; do
-    stage "molecule $scenario" molecule test -s "$scenario" || rc=1
+    lane_scenarios[i % lanes]+="$scenario "
+    i=$((i + 1))
   done
+  for lane in "${lane_scenarios[@]}"; do
+    (
+      lane_rc=0
+      for scenario in $lane; do run_scenario "$scenario" || lane_rc=1; done
+      exit $lane_rc
+    ) &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   return $rc
 }
 
@@ -79,7 +114,7 @@ for s in "${stages[@]}"; do
     lint) stage lint lint ;;
     sanity) stage sanity sanity ;;
     unit) stage "unit and integration" unit ;;
-    molecule) molecule_all ;;
+    molecule) stage molecule molecule_all ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done

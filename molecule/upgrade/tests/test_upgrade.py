@@ -1,8 +1,14 @@
-"""After moving the pin from 2.30.10.0 to 2.32.28.0 the newer tools are installed and pinned."""
+"""Upgrade 2.30.10.0 -> 2.32.28.0 and reinstall after the hook was layered: the pin moved,
+our hook is still in place and the vendor capture it chains to is the new one."""
 
 from __future__ import annotations
 
+import json
 import re
+
+from bedtest import HOOK
+
+VENDOR = HOOK + ".distrib"
 
 
 def test_newer_version_is_installed(host):
@@ -15,5 +21,20 @@ def test_pin_follows_the_new_version(host):
     assert "Candidate: 2.32.28.0" in host.check_output("apt-cache policy aws-neuronx-tools")
 
 
-def test_vendor_hook_is_the_new_one(host):
-    assert "2.32.28.0" in host.check_output("/opt/aws/neuron/bin/neuron-ls")
+def test_our_hook_survived_the_upgrade_and_the_reinstall(host):
+    hook = host.file(HOOK)
+    assert hook.mode == 0o755
+    assert 'NEURON_CORE_DUMP_HOOK_VERSION = "' in hook.content_string
+    assert "local diversion of %s to %s" % (HOOK, VENDOR) in host.check_output("dpkg-divert --list")
+
+
+def test_vendor_capture_is_the_new_version(host):
+    vendor = host.file(VENDOR)
+    assert vendor.mode == 0o755
+    assert "aws-neuronx-tools 2.32.28.0" in vendor.content_string
+
+
+def test_self_test_passes(host):
+    result = host.run("neuron-core-dump self-test --json")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["ok"] is True

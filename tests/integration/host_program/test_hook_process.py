@@ -86,6 +86,36 @@ def test_runtime_generated_file_already_in_dump_dir_is_not_copied(bed):
     assert _load(dump, _records(dump)[0])["runtime_generated"]["in_dump_dir"] is True
 
 
+def test_runtime_generated_file_the_vendor_already_collected_is_kept_once(bed, tmp_path):
+    runtime_file = tmp_path / ("%s-nrt-pid-100.log" % INSTANCE_ID)
+    runtime_file.write_text("nrt error tail\n")
+    dump = bed.dump_dir()
+    os.makedirs(dump, mode=0o700)
+    with open(os.path.join(dump, runtime_file.name), "w") as handle:  # the vendor's copy
+        handle.write("nrt error tail\n")
+    proc, _unused = bed.run_hook(bed.runtime_argv(dump, runtime_file=str(runtime_file)))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(dump)) == sorted([runtime_file.name, *_records(dump)])
+    assert _load(dump, _records(dump)[0])["runtime_generated"]["already_present"] == runtime_file.name
+
+
+def test_runtime_generated_file_never_overwrites_a_different_one(bed, tmp_path):
+    runtime_file = tmp_path / ("%s-nrt-pid-100.log" % INSTANCE_ID)
+    runtime_file.write_text("new tail\n")
+    dump = bed.dump_dir()
+    os.makedirs(dump, mode=0o700)
+    with open(os.path.join(dump, runtime_file.name), "w") as handle:
+        handle.write("something else\n")
+    proc, _unused = bed.run_hook(bed.runtime_argv(dump, runtime_file=str(runtime_file)))
+    assert proc.returncode == 0, proc.stderr
+    copied_as = _load(dump, _records(dump)[0])["runtime_generated"]["copied_as"]
+    assert copied_as.startswith(runtime_file.name + ".")
+    with open(os.path.join(dump, runtime_file.name)) as handle:
+        assert handle.read() == "something else\n"
+    with open(os.path.join(dump, copied_as)) as handle:
+        assert handle.read() == "new tail\n"
+
+
 def test_vendor_is_chained_with_the_same_argv(bed):
     out = os.path.join(bed.base, "vendor-argv.json")
     bed.write_vendor(
@@ -233,9 +263,11 @@ def test_64_ranks_times_3_calls_into_one_dir_never_collide(bed, tmp_path):
     for name in records:
         kinds[_load(dump, name)["kind"]] += 1  # every record is complete, valid JSON
     assert kinds == {"core": 128, "runtime": 64}
-    # the runtime file was copied once per call, never overwritten
+    # 64 calls brought the same runtime file (same name, same bytes): kept once, never torn
     copies = [n for n in os.listdir(dump) if n.startswith("rt.log")]
-    assert len(copies) == 64
+    assert copies == ["rt.log"]
+    with open(os.path.join(dump, "rt.log")) as handle:
+        assert handle.read() == "tail"
     assert not [n for n in os.listdir(dump) if n.startswith(".")]
     assert len(bed.incoming_entries()) == 192
 

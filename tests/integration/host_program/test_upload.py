@@ -237,12 +237,12 @@ def test_64_ranks_into_one_dir_upload_each_file_once(s3bed, moto):
     prefix = "s3://%s/fleet/dt-1-cid-0" % bed.bucket
     import threading
 
-    runtime_file = os.path.join(bed.base, "rt.log")
-    with open(runtime_file, "w") as handle:
-        handle.write("tail")
-
     def rank(number):
         pid = 2000 + number
+        # Like the runtime: each rank writes its own log tail, named after its pid.
+        runtime_file = os.path.join(bed.base, "i-0123456789abcdef0-nrt-pid-%d.log" % pid)
+        with open(runtime_file, "w") as handle:
+            handle.write("tail of rank %d" % number)
         for log_id, argv in enumerate(
             [
                 bed.runtime_argv(dump, pid=pid, tid=pid, log_id=0, device=number, core=0, prefix=prefix),

@@ -168,6 +168,10 @@ def copy_runtime_generated(source, dump_fd, config):
         try:
             dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
         except FileExistsError:
+            # The vendor capture usually collects the same file first: keep one copy.
+            if _same_file_content(src_fd, src_info.st_size, dump_fd, target):
+                result["already_present"] = target
+                return result
             target = "%s.%s" % (target, fsutil.unique_suffix())
             dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
         try:
@@ -181,6 +185,26 @@ def copy_runtime_generated(source, dump_fd, config):
         return result
     finally:
         os.close(src_fd)
+
+
+def _same_file_content(src_fd, size, dir_fd, name):
+    """Whether the regular file ``name`` in ``dir_fd`` holds exactly the bytes of ``src_fd``."""
+    try:
+        other_fd, other_info = fsutil.open_regular(dir_fd, name)
+    except OSError:
+        return False
+    try:
+        if other_info.st_size != size:
+            return False
+        offset = 0
+        while offset < size:
+            chunk = min(1 << 20, size - offset)
+            if os.pread(src_fd, chunk, offset) != os.pread(other_fd, chunk, offset):
+                return False
+            offset += chunk
+        return True
+    finally:
+        os.close(other_fd)
 
 
 def _copy_fd(src_fd, dst_fd, size):
@@ -231,6 +255,9 @@ def _main(argv, config_path, watchdog):
     if config_problem:
         _problem(problems, "config", config_problem + "; using built-in defaults")
     flags = flags_mod.parse(argv)
+    # DMI where there is one (EC2), else the id the runtime passed: the record's name, the
+    # spool entry and so the uploader's manifest all carry the same id.
+    iid, iid_source = find_instance_id(hook["instance_id_file"], flags.get("instance-id"), config["state_dir"])
     dump_dir = flags.get("local-output-dir") or expand_template(hook["fallback_dump_dir"], flags)
     if not dump_dir.startswith("/"):
         # a relative NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY means "below the workload's cwd" (ours too);
@@ -277,7 +304,7 @@ def _main(argv, config_path, watchdog):
             except Exception as exc:  # the record still gets written, with the reason
                 _problem(problems, "runtime-generated %r" % runtime_file[:300], exc)
                 extra["runtime_generated"] = {"source": runtime_file[:300], "error": str(exc)}
-        record_name = _write_record(flags, argv, config, dump_fd, extra, problems)
+        record_name = _write_record(flags, argv, config, dump_fd, extra, problems, iid, iid_source)
     finally:
         if dump_fd is not None:
             os.close(dump_fd)
@@ -286,7 +313,7 @@ def _main(argv, config_path, watchdog):
         return  # outside the dump roots: the uploader would refuse it, so it stays local
     try:
         entry = spool.make_entry(
-            dump_dir, flags.get("s3-output-prefix"), record.kind_of(flags), record_name, flags.get("pid")
+            dump_dir, flags.get("s3-output-prefix"), record.kind_of(flags), record_name, flags.get("pid"), iid
         )
         spool.enqueue(config["spool_dir"], entry, hook["file_mode"])
     except Exception as exc:  # the dump is on disk; gc/status still see it
@@ -295,10 +322,9 @@ def _main(argv, config_path, watchdog):
     _trigger(config, config_path, problems)
 
 
-def _write_record(flags, argv, config, dump_fd, extra, problems):
+def _write_record(flags, argv, config, dump_fd, extra, problems, iid, source):
     hook = config["hook"]
     try:
-        iid, source = find_instance_id(hook["instance_id_file"], flags.get("instance-id"), config["state_dir"])
         extra["problems"] = list(problems)
         data = record.build(
             flags, argv, iid, source, tool_versions(hook["versions_file"]), hook["max_value_chars"], extra

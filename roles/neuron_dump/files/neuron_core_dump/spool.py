@@ -19,7 +19,7 @@ import errno
 import os
 import stat
 
-from . import fastjson, fsutil
+from . import fastjson, fsutil, hostinfo
 
 ENTRY_SCHEMA = "neuron-core-dump/spool/v1"
 INCOMING = "incoming"
@@ -50,10 +50,11 @@ def enqueue(spool_dir, entry, file_mode=0o600):
         os.close(incoming_fd)
 
 
-def make_entry(dump_dir, s3_prefix, kind, record_name, flags_pid):
+def make_entry(dump_dir, s3_prefix, kind, record_name, flags_pid, instance_id=None):
     import time
 
     return {
+        "instance_id": instance_id,
         "schema": ENTRY_SCHEMA,
         "dump_dir": dump_dir,
         "s3_prefix": s3_prefix,
@@ -89,7 +90,10 @@ def validate_entry(data):
     if prefix == "":
         prefix = None
     created = data.get("created_ns")
+    instance_id = data.get("instance_id")
     return {
+        # Untrusted like the rest; the uploader prefers DMI and uses this only where there is none.
+        "instance_id": instance_id if hostinfo.valid_instance_id(instance_id) else None,
         "dump_dir": "/" + "/".join(parts),
         "s3_prefix": prefix,
         "kind": str(data.get("kind", ""))[:32],

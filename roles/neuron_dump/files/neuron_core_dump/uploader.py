@@ -182,8 +182,9 @@ class Uploader:
 
     def _process_group(self, dump_dir, prefix, uid, names, queue, queue_fd, result, wait_for_all):
         where = "%s -> %s" % (dump_dir, prefix or "(local only)")
+        hook_ids = [queue[name]["entry"].get("instance_id") for name in names]
         try:
-            outcome = self._process_dump(dump_dir, prefix, uid, wait_for_all)
+            outcome = self._process_dump(dump_dir, prefix, uid, wait_for_all, next(filter(None, hook_ids), None))
         except Refused as exc:
             result.refused += len(names)
             self.logger.error("refused %s: %s (entry dropped, dump left on disk)" % (where, exc))
@@ -255,7 +256,13 @@ class Uploader:
             raise Refused("dump dir owned by uid %d, entry written by uid %d" % (info.st_uid, uid))
         return dump_fd, info
 
-    def _process_dump(self, dump_dir, prefix, uid, wait_for_all):
+    def dump_instance_id(self, hook_instance_id):
+        """The id a dump's capture and manifest files carry: DMI (trusted) where there is one,
+        else the id the hook recorded from the runtime, else IMDS or the host name."""
+        found = hostinfo.read_instance_id_file(self.config["hook"]["instance_id_file"])
+        return found or hook_instance_id or self.instance_id()
+
+    def _process_dump(self, dump_dir, prefix, uid, wait_for_all, hook_instance_id=None):
         """Upload one dump dir. Returns an _Outcome, or None when it is local only."""
         target = None
         if prefix is not None:
@@ -273,11 +280,13 @@ class Uploader:
             with self.store.lock(dump_dir, self.config["uploader"]["lock_wait_seconds"]):
                 dump_state = self.store.load_dump(dump_dir)
                 dump_state["uid"] = uid
+                if not dump_state.get("instance_id"):
+                    dump_state["instance_id"] = self.dump_instance_id(hook_instance_id)
                 if not dump_state.get("captured_ns") and self.config["capture"]["enabled"]:
                     capture.capture_all(
                         self.config["capture"],
                         dump_fd,
-                        self.instance_id(),
+                        dump_state["instance_id"],
                         dump_info.st_uid,
                         dump_info.st_gid,
                         self.logger,
@@ -324,7 +333,7 @@ class Uploader:
         outcome = _Outcome()
         settle_ns = int(self.config["uploader"]["settle_seconds"] * 1e9)
         now_ns = time.time_ns()
-        manifest_name = self.instance_id() + MANIFEST_SUFFIX
+        manifest_name = dump_state["instance_id"] + MANIFEST_SUFFIX
         known_files = prefix_state["files"]
         todo = []
         for name in sorted(os.listdir(dump_fd)):
@@ -566,7 +575,7 @@ class Uploader:
             return
         from . import s3
 
-        instance_id = self.instance_id()
+        instance_id = dump_state["instance_id"]
         name = instance_id + MANIFEST_SUFFIX
         document = {
             "schema": MANIFEST_SCHEMA,
