@@ -7,7 +7,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 stages=("$@")
 ((${#stages[@]})) || stages=(lint sanity unit molecule)
-SCENARIOS=${NCD_SCENARIOS:-"toggle upload default upgrade bad_input"}
 failed=()
 passed=()
 
@@ -78,16 +77,13 @@ run_scenario() {
 }
 
 molecule_all() {
-  # Scenarios run in $LANES parallel lanes (the containers mostly wait on podman exec);
-  # SCENARIOS lists them longest first so the lanes end at about the same time.
-  local lanes=${NCD_MOLECULE_LANES:-2} lane scenario rc=0 i=0
-  local -a lane_scenarios=() pids=()
+  # Lanes run in parallel (the containers mostly wait on podman exec); scenarios within a
+  # lane run one after the other. Lanes are separated by "|", balanced by measured time.
+  local lanes=${NCD_MOLECULE_LANES:-"toggle bad_input|upload default upgrade"} lane scenario rc=0
+  local -a pids=()
   mkdir -p "$ROOT/.bed/logs"
-  for scenario in $SCENARIOS; do
-    lane_scenarios[i % lanes]+="$scenario "
-    i=$((i + 1))
-  done
-  for lane in "${lane_scenarios[@]}"; do
+  IFS='|' read -r -a lane_list <<<"$lanes"
+  for lane in "${lane_list[@]}"; do
     (
       lane_rc=0
       for scenario in $lane; do run_scenario "$scenario" || lane_rc=1; done

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -82,7 +83,7 @@ def test_everything_reaches_s3_encrypted_and_byte_identical(host, failure):
     manifest = wait_for_manifest(s3, bucket, key_prefix, iid)
 
     local = local_sha256(host, dump_dir)
-    vendor = [name for name in local if "-nd0-nc" in name]
+    vendor = [name for name in local if re.fullmatch(r"i-[0-9a-f]+-nd\d+-nc\d+-pid-\d+-tid-\d+-lid-\d+", name)]
     records = [name for name in local if name.endswith(".json") and "-ncd-" in name]
     assert len(vendor) == 4, local
     assert len(records) == 6, local
