@@ -195,8 +195,7 @@ def _records(dump):
             if "-ncd-" not in name or not name.endswith(".json"):
                 continue
             try:
-                raw, _unused = fsutil.read_small(fd, name, 4 * 1024 * 1024)
-                data = fastjson.loads(raw.decode("utf-8"))
+                data = fastjson.load_file(fd, name, 4 * 1024 * 1024)
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict):

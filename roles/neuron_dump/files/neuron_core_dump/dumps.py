@@ -157,8 +157,7 @@ def _read_states_readonly(state_dir):
         for name in os.listdir(fd):
             if name.endswith(".json") and not name.startswith("."):
                 try:
-                    raw, _unused = fsutil.read_small(fd, name, state.MAX_STATE_BYTES)
-                    data = fastjson.loads(raw.decode("utf-8"))
+                    data = fastjson.load_file(fd, name, state.MAX_STATE_BYTES)
                     if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
                         result.append(data)
                 except (OSError, ValueError):

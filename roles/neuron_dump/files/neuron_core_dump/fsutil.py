@@ -125,8 +125,9 @@ def _open_dir_at(fd, name):
         return os.open(name, _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
 
 
-def _step(fd, name, create_mode, strict, budget):
-    """Open one component below ``fd``; create it or resolve a trusted symlink as allowed."""
+def _open_or_create_dir_at(fd, name, create_mode):
+    """Open directory ``name`` below ``fd`` without following a symlink; create it (with
+    exactly ``create_mode``, whatever the umask) when missing and ``create_mode`` is set."""
     try:
         return _open_dir_at(fd, name)
     except FileNotFoundError:
@@ -137,6 +138,12 @@ def _step(fd, name, create_mode, strict, budget):
         if created:
             os.fchmod(child, create_mode)
         return child
+
+
+def _step(fd, name, create_mode, strict, budget):
+    """Open one component below ``fd``; create it or resolve a trusted symlink as allowed."""
+    try:
+        return _open_or_create_dir_at(fd, name, create_mode)
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise
@@ -178,14 +185,7 @@ def walk_below(parent_fd, names, create_mode=None):
             if not name or name in (".", "..") or "/" in name:
                 raise UnsafePathError(errno.EINVAL, "bad path component", name)
             try:
-                child = _open_dir_at(fd, name)
-            except FileNotFoundError:
-                if create_mode is None:
-                    raise
-                created = _mkdir_at(fd, name, create_mode & 0o777)
-                child = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-                if created:
-                    os.fchmod(child, create_mode)
+                child = _open_or_create_dir_at(fd, name, create_mode)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise UnsafePathError(exc.errno, "symlink or non-directory refused", name) from None

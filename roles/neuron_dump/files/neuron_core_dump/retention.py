@@ -164,10 +164,9 @@ def _forget(config, dump):
             if not name.endswith(".json"):
                 continue
             try:
-                raw, _unused = fsutil.read_small(queue_fd, name, spool.MAX_ENTRY_BYTES * 2)
                 from . import fastjson
 
-                entry = fastjson.loads(raw.decode("utf-8")).get("entry", {})
+                entry = fastjson.load_file(queue_fd, name, spool.MAX_ENTRY_BYTES * 2).get("entry", {})
             except (OSError, ValueError, AttributeError):
                 continue
             if fsutil.is_under(entry.get("dump_dir", ""), dump.path):

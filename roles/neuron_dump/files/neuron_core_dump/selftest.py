@@ -175,8 +175,7 @@ def _remove_spool_entries(config, scratch):
         try:
             for name in os.listdir(fd):
                 try:
-                    raw, _unused = fsutil.read_small(fd, name, spool.MAX_ENTRY_BYTES * 2)
-                    data = fastjson.loads(raw.decode("utf-8"))
+                    data = fastjson.load_file(fd, name, spool.MAX_ENTRY_BYTES * 2)
                 except (OSError, ValueError):
                     continue
                 entry = data.get("entry", data) if isinstance(data, dict) else {}

@@ -174,8 +174,7 @@ def load_queue(queue_fd, logger):
         if name.startswith(".") or not name.endswith(".json"):
             continue
         try:
-            raw, _unused = fsutil.read_small(queue_fd, name, MAX_ENTRY_BYTES * 2)
-            data = fastjson.loads(raw.decode("utf-8"))
+            data = fastjson.load_file(queue_fd, name, MAX_ENTRY_BYTES * 2)
             if isinstance(data, dict) and isinstance(data.get("entry"), dict):
                 result[name] = data
         except (ValueError, OSError) as exc:

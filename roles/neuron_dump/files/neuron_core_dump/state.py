@@ -69,8 +69,7 @@ class Store:
 
     def load_dump(self, dump_dir):
         try:
-            raw, _unused = fsutil.read_small(self.dumps_fd, dump_key(dump_dir) + ".json", MAX_STATE_BYTES)
-            data = fastjson.loads(raw.decode("utf-8"))
+            data = fastjson.load_file(self.dumps_fd, dump_key(dump_dir) + ".json", MAX_STATE_BYTES)
             if isinstance(data, dict) and data.get("dump_dir") == dump_dir:
                 data.setdefault("prefixes", {})
                 return data
@@ -96,8 +95,7 @@ class Store:
             if name.startswith(".") or not name.endswith(".json"):
                 continue
             try:
-                raw, _unused = fsutil.read_small(self.dumps_fd, name, MAX_STATE_BYTES)
-                data = fastjson.loads(raw.decode("utf-8"))
+                data = fastjson.load_file(self.dumps_fd, name, MAX_STATE_BYTES)
             except (ValueError, OSError):
                 continue
             if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
@@ -113,8 +111,7 @@ class Store:
 
     def load_status(self):
         try:
-            raw, _unused = fsutil.read_small(self.fd, STATUS, MAX_STATE_BYTES)
-            data = fastjson.loads(raw.decode("utf-8"))
+            data = fastjson.load_file(self.fd, STATUS, MAX_STATE_BYTES)
             if isinstance(data, dict):
                 return data
         except (ValueError, OSError):
@@ -137,8 +134,7 @@ def read_status(state_dir):
     except OSError:
         return {}
     try:
-        raw, _unused = fsutil.read_small(fd, STATUS, MAX_STATE_BYTES)
-        data = fastjson.loads(raw.decode("utf-8"))
+        data = fastjson.load_file(fd, STATUS, MAX_STATE_BYTES)
         return data if isinstance(data, dict) else {}
     except (ValueError, OSError):
         return {}

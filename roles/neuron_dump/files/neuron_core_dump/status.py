@@ -33,8 +33,7 @@ def _incoming_entries(spool_dir):
                 continue
             count += 1
             try:
-                raw, _unused = fsutil.read_small(fd, name, spool.MAX_ENTRY_BYTES)
-                dirs.add(spool.validate_entry(fastjson.loads(raw.decode("utf-8")))["dump_dir"])
+                dirs.add(spool.validate_entry(fastjson.load_file(fd, name, spool.MAX_ENTRY_BYTES))["dump_dir"])
             except (OSError, ValueError):
                 continue
     except OSError:
