@@ -62,7 +62,7 @@ say "A workload fails on ${HOSTS[0]} (user trainer, 2 ranks x 2 cores)"
 podman cp tests/bed/fake_nrt.py "${HOSTS[0]}:/usr/local/lib/fake_nrt.py"
 podman exec "${HOSTS[0]}" sh -c 'id trainer >/dev/null 2>&1 || useradd -m trainer'
 podman exec "${HOSTS[0]}" su -l trainer -c \
-  'python3 /usr/local/lib/fake_nrt.py --ranks 2 --cores 0:0,0:1 --instance-id i-0demo00000000001 --report -' \
+  'python3 /usr/local/lib/fake_nrt.py --ranks 2 --cores 0:0,0:1 --instance-id i-0de0000000000d3a1 --report -' \
   | python3 -c 'import json,sys; r=json.load(sys.stdin); c=[c for k in r["ranks"] for c in k["calls"]];
 print("hook calls: %d, longest wait seen by the runtime: %.3f s" % (len(c), max(x["blocked_seconds"] for x in c)));
 print("local dump:", c[0]["local_output_dir"]); print("S3 prefix: ", c[0]["s3_output_prefix"])'
