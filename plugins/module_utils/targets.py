@@ -1,9 +1,11 @@
 # Copyright: contributors to neuron_ops.core_dump
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The four places a workload can get the variables from, and what each must contain.
+"""The places a workload can get the variables from: one registry entry per target.
 
-Each target knows its path(s) and which format module renders and parses it.
-``plan`` returns FileChange objects; nothing here writes.
+Each entry knows its file(s), how to render them and how to parse them back.
+core_dump iterates the registry to write (``plan``), core_dump_info iterates it
+to read (``read``), so a new target is one entry here plus its format module.
+Nothing here writes.
 """
 
 from __future__ import annotations
@@ -23,14 +25,35 @@ ENVIRONMENT = "environment"
 PROFILE = "profile"
 SYSTEMD_MANAGER = "systemd_manager"
 UNITS = "units"
-ALL = (ENVIRONMENT, PROFILE, SYSTEMD_MANAGER, UNITS)
 
 
-def default_targets(units):
-    chosen = [ENVIRONMENT, PROFILE, SYSTEMD_MANAGER]
-    if units:
-        chosen.append(UNITS)
-    return chosen
+class Target:
+    """One target: ``files`` lists (report name, path); ``render`` and ``parse`` are its format.
+
+    ``render(before, values, expands)`` returns the new bytes (None: no file) and
+    ``parse(data, expands)`` the {name: value} of our variables in ``data``.
+    ``expands`` tells whether the running systemd resolves ``%`` specifiers.
+    ``has_marker(data)`` is given for a file others write too: it tells whether our
+    block is in it (such a file always exists; it counts as present when it sets
+    one of our variables). ``per_unit`` targets have one file per service and are
+    chosen by default only when services are given.
+    """
+
+    def __init__(self, name, files, render, parse, has_marker=None, per_unit=False):
+        if not (callable(files) and callable(render) and callable(parse)):
+            raise TypeError("target %s needs files, render and parse" % name)
+        self.name = name
+        self.files = files
+        self.render = render
+        self.parse = parse
+        self.has_marker = has_marker
+        self.per_unit = per_unit
+
+    def presence(self, data, values):
+        """(exists, managed) of one file read as ``data`` that sets ``values``."""
+        if self.has_marker is None:
+            return data is not None, data is not None
+        return bool(values), data is not None and self.has_marker(data)
 
 
 def unit_dropin_path(unit):
@@ -47,43 +70,75 @@ def managed_unit_dropins():
     return found
 
 
-def plan(chosen, values, units, manager_expands_specifiers=True):
-    """FileChange per file of the chosen targets for ``values`` (None: remove ours).
+def _single(name, path_name):
+    # Paths are read at call time so tests can move them (see paths.py).
+    return lambda _units, _removing: [(name, getattr(paths, path_name))]
 
-    With ``values`` None (state=absent) the units target covers every unit that
-    has our drop-in, not only ``units``.
-    """
+
+def _unit_files(units, removing):
+    """Removing (state=absent) covers every unit that has our drop-in, not only ``units``."""
+    chosen = {unit: unit_dropin_path(unit) for unit in units}
+    if removing:
+        chosen.update(managed_unit_dropins())
+    return [("unit_dropin:%s" % unit, chosen[unit]) for unit in sorted(chosen)]
+
+
+REGISTRY = (
+    Target(
+        ENVIRONMENT,
+        _single(ENVIRONMENT, "ETC_ENVIRONMENT"),
+        lambda before, values, _expands: etc_environment.render(before, values),
+        lambda data, _expands: etc_environment.managed_values(data),
+        has_marker=etc_environment.has_marker,
+    ),
+    Target(
+        PROFILE,
+        _single(PROFILE, "PROFILE_SCRIPT"),
+        lambda _before, values, _expands: profile_script.render(values),
+        lambda data, _expands: profile_script.parse(data),
+    ),
+    Target(
+        SYSTEMD_MANAGER,
+        _single(SYSTEMD_MANAGER, "MANAGER_DROPIN"),
+        lambda _before, values, expands: systemd_dropin.render_manager(values, expands),
+        systemd_dropin.parse_manager,
+    ),
+    Target(
+        UNITS,
+        _unit_files,
+        lambda _before, values, _expands: systemd_dropin.render_unit(values),
+        lambda data, _expands: systemd_dropin.parse_unit(data),
+        per_unit=True,
+    ),
+)
+BY_NAME = {target.name: target for target in REGISTRY}
+ALL = tuple(BY_NAME)
+
+
+def default_targets(units):
+    """Every target, except per-unit ones when no service is given."""
+    return [t.name for t in REGISTRY if units or not t.per_unit]
+
+
+def plan(chosen, values, units, manager_expands_specifiers=True):
+    """FileChange per file of the chosen targets for ``values`` (None: remove ours)."""
     changes = []
-    if ENVIRONMENT in chosen:
-        before = filewriter.read_bytes(paths.ETC_ENVIRONMENT)
-        changes.append(
-            filewriter.FileChange(ENVIRONMENT, paths.ETC_ENVIRONMENT, before, etc_environment.render(before, values))
-        )
-    if PROFILE in chosen:
-        changes.append(
-            filewriter.FileChange(
-                PROFILE,
-                paths.PROFILE_SCRIPT,
-                filewriter.read_bytes(paths.PROFILE_SCRIPT),
-                profile_script.render(values),
-            )
-        )
-    if SYSTEMD_MANAGER in chosen:
-        changes.append(
-            filewriter.FileChange(
-                SYSTEMD_MANAGER,
-                paths.MANAGER_DROPIN,
-                filewriter.read_bytes(paths.MANAGER_DROPIN),
-                systemd_dropin.render_manager(values, manager_expands_specifiers),
-            )
-        )
-    if UNITS in chosen:
-        unit_paths = {unit: unit_dropin_path(unit) for unit in units}
-        if values is None:
-            unit_paths.update(managed_unit_dropins())
-        for unit in sorted(unit_paths):
-            path = unit_paths[unit]
-            changes.append(
-                filewriter.FileChange(UNITS, path, filewriter.read_bytes(path), systemd_dropin.render_unit(values))
-            )
+    for target in REGISTRY:
+        if target.name not in chosen:
+            continue
+        for _report_name, path in target.files(units, values is None):
+            before = filewriter.read_bytes(path)
+            after = target.render(before, values, manager_expands_specifiers)
+            changes.append(filewriter.FileChange(target.name, path, before, after))
     return changes
+
+
+def read(units, manager_expands_specifiers=True):
+    """(target, report name, path, bytes or None, {name: value}) for every file of every target."""
+    found = []
+    for target in REGISTRY:
+        for report_name, path in target.files(units, False):
+            data = filewriter.read_bytes(path)
+            values = target.parse(data, manager_expands_specifiers) if data is not None else {}
+            found.append((target, report_name, path, data, values))
+    return found

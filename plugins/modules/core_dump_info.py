@@ -273,7 +273,6 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     paths,
     patterns,
     procscan,
-    profile_script,
     s3_probe,
     storage,
     systemd_dropin,
@@ -322,32 +321,23 @@ class Systemd:
 
 
 def read_targets(units, expands, hook_ok):
-    """What each managed file sets, as a list of target reports."""
+    """What each managed file sets, as a list of target reports (one per file of the registry)."""
     found = []
-
-    def add(name, path, parse):
-        data = filewriter.read_bytes(path)
-        variables = _variables(parse(data) if data is not None else {})
-        report = {
-            "name": name,
-            "path": path,
-            "exists": data is not None,
-            "variables": variables,
-            "effective": gate.evaluate(variables[contract.LOCAL_DIR_VAR], variables[contract.S3_PREFIX_VAR], hook_ok),
-        }
-        if name == targets.ENVIRONMENT:
-            report["managed"] = data is not None and etc_environment.has_marker(data)
-            # /etc/environment always exists; it is "ours" only when it sets our variables.
-            report["exists"] = data is not None and any(v is not None for v in variables.values())
-        else:
-            report["managed"] = report["exists"]
-        found.append(report)
-
-    add(targets.ENVIRONMENT, paths.ETC_ENVIRONMENT, etc_environment.managed_values)
-    add(targets.PROFILE, paths.PROFILE_SCRIPT, profile_script.parse)
-    add(targets.SYSTEMD_MANAGER, paths.MANAGER_DROPIN, lambda d: systemd_dropin.parse_manager(d, expands))
-    for unit in units:
-        add("unit_dropin:%s" % unit, targets.unit_dropin_path(unit), systemd_dropin.parse_unit)
+    for target, name, path, data, values in targets.read(units, expands):
+        variables = _variables(values)
+        exists, managed = target.presence(data, values)
+        found.append(
+            {
+                "name": name,
+                "path": path,
+                "exists": exists,
+                "variables": variables,
+                "effective": gate.evaluate(
+                    variables[contract.LOCAL_DIR_VAR], variables[contract.S3_PREFIX_VAR], hook_ok
+                ),
+                "managed": managed,
+            }
+        )
     return found
 
 

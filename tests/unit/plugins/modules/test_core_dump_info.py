@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import contract
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import contract, targets
 from ansible_collections.neuron_ops.core_dump.plugins.modules import core_dump, core_dump_info
 
 LOCAL = contract.LOCAL_DIR_VAR
@@ -227,6 +227,26 @@ def test_s3_probe(node, run_module, monkeypatch):
             core_dump_info, {"s3_probe": True, "s3_region": "us-east-1", "fail_on_s3_probe": True}
         )
         assert failed and result["msg"].startswith("S3 probe failed: s3://probe-bucket/fleet/%d-%c: put failed")
+
+
+@pytest.mark.parametrize("target", targets.REGISTRY, ids=lambda t: t.name)
+def test_every_target_is_read_back_and_its_drift_reported(node, run_module, target):
+    """Each registry entry is reported by core_dump_info, and a change to it is drift."""
+    enable(node, run_module, units=["train"])
+    files = target.files(["train.service"], False)
+    off = {LOCAL: "", S3: ""}
+    for _name, path in files:
+        before = node.read(path[len(node.root) :])
+        with open(path, "wb") as handle:
+            handle.write(target.render(before, off, True))
+    result, _failed = run_module(core_dump_info, {"expect": "enabled"})
+    reported = {t["name"]: t for t in result["targets"]}
+    wheres = {f["where"] for f in result["drift"]}
+    for name, path in files:
+        assert reported[name]["path"] == path and reported[name]["exists"] and reported[name]["managed"]
+        assert reported[name]["variables"] == off
+        assert name in wheres
+    assert "targets" in wheres  # and it disagrees with the other files
 
 
 def test_check_mode_is_the_same(node, run_module):
