@@ -22,8 +22,10 @@ description:
   - It also reports drift between contexts, between the managed files, and between files and what systemd uses,
     and against O(expect) when given. Other reports cover the hook's identity, who may execute the hook, the vendor
     C(.distrib) file and its package version, running workloads that started with other values, dump storage, the
-    spool and uploader status of the C(neuron-core-dump) host program, and an optional S3 write probe.
-  - The module changes nothing on the host, except that the S3 probe writes and then deletes one small object.
+    spool and uploader status of the C(neuron-core-dump) host program, and an optional end-to-end check of the
+    upload path (O(s3_probe)).
+  - The module changes nothing on the host. Only O(s3_probe=true) runs the host program's own self-test, which
+    writes and removes a scratch dump and one S3 object; in check mode it is skipped.
 author:
   - neuron_ops developers (@neuron-ops)
 options:
@@ -61,26 +63,17 @@ options:
     default: true
   s3_probe:
     description:
-      - Write, read back and delete a small object under each effective S3 prefix, using the host's own credentials
-        (boto3 on the host). The object goes in a C(.neuron-core-dump-probe/) folder next to where dumps land.
+      - For each effective S3 prefix, run C(neuron-core-dump self-test --s3 --json) on the host and report its
+        result in RV(s3_probe). This is the host program's own check, with the uploader's settings (endpoint, SSE,
+        KMS key, expected bucket owner) and credentials path. It runs the hook the way the runtime does into a
+        scratch directory, and writes, reads back and deletes one probe object next to where dumps land. It
+        removes both afterwards.
+      - Skipped in check mode, because the self-test writes. Each result then has C(status=skipped).
+      - Needs the C(neuron-core-dump) host program from the P(neuron_ops.core_dump.neuron_dump#role) role.
     type: bool
     default: false
-  s3_endpoint_url:
-    description: S3 endpoint for the probe, for example a VPC endpoint or a test server.
-    type: str
-  s3_region:
-    description: Region for the probe. By default, boto3's own lookup is used.
-    type: str
-  validate_certs:
-    description: Verify the TLS certificate of the S3 endpoint during the probe.
-    type: bool
-    default: true
-  s3_probe_timeout:
-    description: Connect and read timeout, in seconds, for each S3 call of the probe.
-    type: int
-    default: 10
   fail_on_s3_probe:
-    description: Fail the module when the S3 probe fails. By default, a failed probe is only reported.
+    description: Fail the module when a self-test of O(s3_probe) fails. By default, a failed self-test is only reported.
     type: bool
     default: false
 attributes:
@@ -119,11 +112,10 @@ EXAMPLES = r"""
 - ansible.builtin.debug:
     msg: "{{ after.restart_required | map(attribute='pid') | list }}"
 
-- name: Check the upload path with the host's own credentials
+- name: Check the upload path with the uploader's own settings and credentials
   neuron_ops.core_dump.core_dump_info:
     s3_probe: true
-    s3_endpoint_url: http://moto.internal:5000
-    s3_region: us-east-1
+    fail_on_s3_probe: true
 """
 
 RETURN = r"""
@@ -241,13 +233,18 @@ host_status:
   sample: {spool_depth: 0, pending_dumps: 0, last_error: null, uploader: {healthy: true, detail: idle}, config_ok: true}
 s3_probe:
   description:
-    - One result for each effective S3 prefix, with C(ok), C(bucket), C(key), C(steps) and C(error). Null unless
-      O(s3_probe=true).
+    - One result for each effective S3 prefix, or null unless O(s3_probe=true).
+    - C(prefix) is the effective prefix and C(probe) is the C(s3://bucket/dir) the self-test wrote under, which
+      is the fixed part of the prefix.
+    - C(status) is C(passed), C(failed) or C(skipped). It is C(skipped) in check mode, and then C(ok) is null.
+    - C(checks) are the self-test's own checks, each with C(name), C(ok) and C(detail). C(error) sums up what
+      failed.
   returned: always
   type: list
   elements: dict
-  sample: [{prefix: "s3://example-bucket/%d-%c", ok: true, bucket: example-bucket,
-            key: .neuron-core-dump-probe/host-1a2b, steps: {put: ok, head: ok, delete: ok}, error: null}]
+  sample: [{prefix: "s3://example-bucket/fleet/%d-%c", probe: "s3://example-bucket/fleet", status: passed, ok: true,
+            checks: [{name: s3 probe, ok: true, detail: "s3://example-bucket/fleet/i-0abc-selftest-1.txt"}],
+            error: null}]
 systemd:
   description:
     - C(running) (systemd is the init), C(version), and C(manager_expands_specifiers), which tells whether this
@@ -257,9 +254,7 @@ systemd:
   sample: {running: true, version: 252, manager_expands_specifiers: true}
 """
 
-import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # noqa: E402
@@ -270,17 +265,15 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     filewriter,
     gate,
     hook,
+    host_program,
     paths,
     patterns,
     procscan,
-    s3_probe,
     storage,
     systemd_dropin,
     targets,
     unit_names,
 )
-
-HOST_STATUS_TIMEOUT = 30
 
 
 def _variables(env):
@@ -463,32 +456,6 @@ def measure_storage(ctx_list):
     return [storage.measure(path, prefix) for path, prefix in sorted(roots.items())]
 
 
-def host_status():
-    if not os.path.exists(paths.HOST_PROGRAM):
-        return None
-    argv = [paths.HOST_PROGRAM, "status", "--json"]
-    try:
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=HOST_STATUS_TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "%s did not finish within %ds" % (" ".join(argv), HOST_STATUS_TIMEOUT)}
-    except OSError as exc:
-        return {"error": str(exc)}
-    try:
-        data = json.loads(result.stdout.decode("utf-8", "replace"))
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return {
-            "error": "%s exited %d without a JSON object: %s"
-            % (" ".join(argv), result.returncode, result.stderr.decode("utf-8", "replace").strip()[:500])
-        }
-    if result.returncode != 0:
-        data.setdefault("error", "exited %d" % result.returncode)
-    return data
-
-
 def package_version(module, name):
     dpkg = module.get_bin_path("dpkg-query")
     if dpkg:
@@ -541,10 +508,6 @@ def main():
             fail_on_drift=dict(type="bool", default=False),
             scan_processes=dict(type="bool", default=True),
             s3_probe=dict(type="bool", default=False),
-            s3_endpoint_url=dict(type="str"),
-            s3_region=dict(type="str"),
-            validate_certs=dict(type="bool", default=True),
-            s3_probe_timeout=dict(type="int", default=10),
             fail_on_s3_probe=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -589,7 +552,7 @@ def main():
         "restart_required": [],
         "processes": None,
         "storage": measure_storage(ctx_list),
-        "host_status": host_status(),
+        "host_status": host_program.status(),
         "s3_probe": None,
         "systemd": {
             "running": systemd.running,
@@ -604,15 +567,10 @@ def main():
         prefixes = sorted(
             {c["effective"]["s3_prefix"] for c in ctx_list if c["available"] and c["effective"]["s3_prefix"]}
         )
-        result["s3_probe"] = [
-            s3_probe.run(
-                p, params["s3_endpoint_url"], params["s3_region"], params["validate_certs"], params["s3_probe_timeout"]
-            )
-            for p in prefixes
-        ]
+        result["s3_probe"] = [host_program.s3_self_test(p, module.check_mode) for p in prefixes]
         if not prefixes:
             module.warn("s3_probe: no context has an S3 prefix; nothing probed")
-        failed = [r for r in result["s3_probe"] if not r["ok"]]
+        failed = [r for r in result["s3_probe"] if r["status"] == "failed"]
         if failed and params["fail_on_s3_probe"]:
             module.fail_json(
                 msg="S3 probe failed: " + "; ".join("%s: %s" % (r["prefix"], r["error"]) for r in failed), **result

@@ -205,30 +205,6 @@ def test_invalid_unit_name(node, run_module):
     assert failed and "not a valid systemd unit name" in result["msg"]
 
 
-def test_s3_probe(node, run_module, monkeypatch):
-    moto = pytest.importorskip("moto")
-    import boto3
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    enable(node, run_module, s3_prefix="s3://probe-bucket/fleet/%d-%c")
-    set_manager_env(
-        node, dict(node.manager_env, **{LOCAL: contract.DEFAULT_LOCAL_DIR, S3: "s3://probe-bucket/fleet/%d-%c"})
-    )
-    with moto.mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="probe-bucket")
-        result, failed = run_module(core_dump_info, {"s3_probe": True, "s3_region": "us-east-1"})
-        assert not failed and len(result["s3_probe"]) == 1 and result["s3_probe"][0]["ok"]
-        monkeypatch.setattr(core_dump_info.s3_probe, "PROBE_DIR", "x/")
-    with moto.mock_aws():  # a fresh mock: the bucket is gone
-        result, failed = run_module(core_dump_info, {"s3_probe": True, "s3_region": "us-east-1"})
-        assert not failed and not result["s3_probe"][0]["ok"]
-        result, failed = run_module(
-            core_dump_info, {"s3_probe": True, "s3_region": "us-east-1", "fail_on_s3_probe": True}
-        )
-        assert failed and result["msg"].startswith("S3 probe failed: s3://probe-bucket/fleet/%d-%c: put failed")
-
-
 @pytest.mark.parametrize("target", targets.REGISTRY, ids=lambda t: t.name)
 def test_every_target_is_read_back_and_its_drift_reported(node, run_module, target):
     """Each registry entry is reported by core_dump_info, and a change to it is drift."""
