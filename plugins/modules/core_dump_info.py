@@ -92,6 +92,11 @@ notes:
   - Unit contexts use the manager environment plus the unit's C(Environment=). C(EnvironmentFile=) is not read.
   - Processes in another mount namespace, such as containers, are listed but not compared. Host settings do not
     reach them.
+  - Every string in the result is printable, whatever the host holds. In a string that contains a byte that is
+    not UTF-8, a lone surrogate or a control character other than tab and newline, such a character becomes
+    C(\xNN) (a lone surrogate C(\uNNNN)), and each backslash becomes C(\\). Other strings are unchanged. This
+    covers file names reported by the host program, process names, values read from files and the messages, so
+    one oddly named file cannot make the module fail.
 seealso:
   - module: neuron_ops.core_dump.core_dump
 """
@@ -199,7 +204,7 @@ restart_required:
   description:
     - Running processes that map C(libnrt.so*) and started with values that differ from what a new process in the
       same context would get. Each entry has C(pid), C(comm), C(unit), C(context) and C(differs), a list of
-      C(variable), C(process) and C(current).
+      C(variable), C(process) and C(current). C(comm) and the values are escaped by the rule in the notes.
   returned: always
   type: list
   elements: dict
@@ -228,6 +233,8 @@ host_status:
     - The output of C(neuron-core-dump status --json), which includes the spool depth, pending dumps, uploader
       health and storage. Null when C(/usr/local/bin/neuron-core-dump) is not installed. Contains C(error) when
       the command failed.
+    - Names in it (dumps, files, errors) are escaped by the rule in the notes. For example, a file named
+      C(bad-<0xff><0xfe>.bin) is reported as C(bad-\xff\xfe.bin).
   returned: always
   type: dict
   sample: {spool_depth: 0, pending_dumps: 0, last_error: null, uploader: {healthy: true, detail: idle}, config_ok: true}
@@ -261,6 +268,7 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     contexts,
     contract,
     drift,
+    escaping,
     etc_environment,
     filewriter,
     gate,
@@ -572,13 +580,13 @@ def main():
             module.warn("s3_probe: no context has an S3 prefix; nothing probed")
         failed = [r for r in result["s3_probe"] if r["status"] == "failed"]
         if failed and params["fail_on_s3_probe"]:
-            module.fail_json(
-                msg="S3 probe failed: " + "; ".join("%s: %s" % (r["prefix"], r["error"]) for r in failed), **result
-            )
+            message = "S3 probe failed: " + "; ".join("%s: %s" % (r["prefix"], r["error"]) for r in failed)
+            module.fail_json(**escaping.printable(dict(result, msg=message)))
 
     if findings and params["fail_on_drift"]:
-        module.fail_json(msg=drift.message(findings, params["expect"]), **result)
-    module.exit_json(**result)
+        module.fail_json(**escaping.printable(dict(result, msg=drift.message(findings, params["expect"]))))
+    # Names from the host (files, processes, the host program's output) can hold any bytes.
+    module.exit_json(**escaping.printable(result))
 
 
 if __name__ == "__main__":

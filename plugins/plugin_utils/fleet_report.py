@@ -6,9 +6,13 @@ Input is a mapping of host name to the registered result of
 neuron_ops.core_dump.core_dump_info, or None for a host that gave no result
 (unreachable, or it failed before the module ran). The report is plain data, so the
 JSON file is just its serialisation; render_markdown() and summary_lines() present it.
+Every string in the report is escaped by module_utils/escaping.py (host names, file
+names, messages), so no name can break the JSON, the Markdown tables or the summary.
 """
 
 from __future__ import annotations
+
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils.escaping import printable
 
 NO_RESULT = "no result"
 
@@ -49,6 +53,7 @@ def _storage_totals(result) -> dict:
 
 def build_report(results: dict, expect: str | None = None) -> dict:
     """Aggregate per-host results into counts, drift, restarts and pending uploads."""
+    results = printable(results)
     by_state: dict = {}
     hosts = {}
     drifting = []
@@ -93,6 +98,7 @@ def build_report(results: dict, expect: str | None = None) -> dict:
 
 def summary_lines(report: dict) -> list:
     """A one-screen summary for the play output."""
+    report = printable(report)
     states = ", ".join("%s %d" % item for item in sorted(report["by_state"].items())) or "none"
     lines = [
         "%d hosts: %s" % (report["host_count"], states),
@@ -135,6 +141,7 @@ def _hook(info: dict) -> str:
 
 
 def render_markdown(report: dict) -> str:
+    report = printable(report)
     drift_rows = [
         (entry["host"], finding.get("where"), finding.get("reason"))
         for entry in report["drifting_hosts"]

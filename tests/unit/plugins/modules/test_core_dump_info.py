@@ -205,6 +205,27 @@ def test_invalid_unit_name(node, run_module):
     assert failed and "not a valid systemd unit name" in result["msg"]
 
 
+def test_every_name_is_reported_escaped(node, run_module):
+    """Names that are not UTF-8, hold control characters or are very long cannot break the result."""
+    long_name = "long-" + "\udcff" * 200 + ".bin"
+    status = {
+        "last_error": "upload failed: bad-\udcff\udcfe.bin; ctl-\x1b[31m\r.bin",
+        "hard_cap_deletions": [long_name],
+        "uploader": {"healthy": False, "detail": "dt-\x00x"},
+    }
+    # The host program's JSON carries such names as \udcXX escapes, which json.loads turns into surrogates.
+    node.write("/usr/local/bin/neuron-core-dump", "#!/bin/sh\ncat <<'EOF'\n%s\nEOF\n" % json.dumps(status), 0o755)
+    node.write("/etc/environment", b"NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY=/d/\xff\x1b-%d\n")
+    set_manager_env(node, node.manager_env)
+    result, failed = run_module(core_dump_info, {"expect": "disabled", "fail_on_drift": True})
+    assert failed and "/d/\\xff\\x1b-%d" in result["msg"]
+    assert result["host_status"]["last_error"] == "upload failed: bad-\\xff\\xfe.bin; ctl-\\x1b[31m\\x0d.bin"
+    assert result["host_status"]["hard_cap_deletions"] == ["long-" + "\\xff" * 200 + ".bin"]
+    assert result["host_status"]["uploader"]["detail"] == "dt-\\x00x"
+    assert by_name(result)["pam_session"]["variables"][LOCAL] == "/d/\\xff\\x1b-%d"
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # strict UTF-8, as the controller requires
+
+
 @pytest.mark.parametrize("target", targets.REGISTRY, ids=lambda t: t.name)
 def test_every_target_is_read_back_and_its_drift_reported(node, run_module, target):
     """Each registry entry is reported by core_dump_info, and a change to it is drift."""
