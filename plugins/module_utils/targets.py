@@ -6,6 +6,18 @@ Each entry knows its file(s), how to render them and how to parse them back.
 core_dump iterates the registry to write (``plan``), core_dump_info iterates it
 to read (``read``), so a new target is one entry here plus its format module.
 Nothing here writes.
+
+Adding a target (for example a CDI spec or a containers.conf.d drop-in):
+
+1. a format module next to the others with ``render(values)`` (None: no file) and
+   ``parse(data)`` ({name: value} of our variables), and its path in ``paths.py``;
+2. one ``Target`` in ``REGISTRY``. Its name becomes a ``targets`` choice of
+   core_dump, and core_dump_info reports its files and their drift by itself;
+3. the documentation: the ``targets`` option of core_dump (its ``choices`` must
+   match, ansible-test sanity checks that) and a changelog fragment.
+
+test_targets.py renders and parses back every entry, and test_core_dump_info.py
+checks that core_dump_info reports each one and finds its drift.
 """
 
 from __future__ import annotations
