@@ -79,7 +79,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Read-only; runs the same in check mode.
+    description: Read-only; runs the same in check mode, except that the O(s3_probe) self-test is skipped.
   diff_mode:
     support: none
     description: Returns no diff; it changes nothing.
@@ -523,7 +523,7 @@ def main():
     params = module.params
     problems = [p for name in params["units"] or [] for p in unit_names.problems(name)]
     if problems:
-        module.fail_json(msg="; ".join(problems))
+        module.fail_json(msg=escaping.name("; ".join(problems)))
     units = []
     for name in [unit_names.normalize(n) for n in params["units"] or []] + sorted(targets.managed_unit_dropins()):
         if name not in units:
