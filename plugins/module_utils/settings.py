@@ -68,8 +68,18 @@ def desired_values(state, local_dir, s3, allow_non_unique=False):
     wanted = {contract.LOCAL_DIR_VAR: local_dir}
     if s3:
         found.extend(s3_prefix_problems(s3, allow_non_unique))
+        found.extend(uniqueness_problems(local_dir, s3))
         wanted[contract.S3_PREFIX_VAR] = s3
     return wanted, found
+
+
+def uniqueness_problems(local_dir, prefix):
+    """The rule between the two options (not waived by allow_non_unique: it loses data)."""
+    _bucket, key = s3_prefix.split(prefix)
+    if key is None or not local_dir:
+        return []
+    problem = patterns.at_least_as_unique(local_dir, key)
+    return [] if problem is None else ["s3_prefix: " + problem.message]
 
 
 def local_dir_warnings(local_dir):

@@ -84,3 +84,20 @@ def test_absent_means_remove():
 def test_tmp_warning():
     assert settings.local_dir_warnings("/tmp/x/%d-%c")
     assert settings.local_dir_warnings("/var/lib/x/%d-%c") == []
+
+
+def test_s3_prefix_less_unique_than_local_dir_is_refused_naming_the_rule():
+    _values, problems = settings.desired_values("enabled", "/var/d/%d-%c-%i-%p", "s3://bkt/neuron/dt-%d-cid-%c")
+    (problem,) = problems
+    assert problem.startswith("s3_prefix: must use every variable of local_dir")
+    assert "missing %i %p" in problem
+
+
+def test_allow_non_unique_does_not_waive_the_rule_between_the_options():
+    _values, problems = settings.desired_values("enabled", "/var/d/%p", "s3://bkt/x", allow_non_unique=True)
+    assert any("missing %p" in p for p in problems), problems
+
+
+def test_a_more_unique_s3_prefix_is_accepted():
+    _values, problems = settings.desired_values("enabled", "/var/d/dt-%d-cid-%c", "s3://bkt/n/%d-%c-%p")
+    assert problems == []
