@@ -65,6 +65,19 @@ def allowed_by(prefix, allowed_buckets, allowed_prefixes):
     return not allowed_prefixes or any(literal.startswith(allowed) for allowed in allowed_prefixes)
 
 
+def literal_url_problems(url):
+    """Messages for every rule an allow-list entry ``s3://bucket/literal-key-prefix`` breaks."""
+    bucket, key = split(url)
+    if bucket is None:
+        return ["must start with %r" % SCHEME]
+    found = bucket_problems(bucket)
+    if "%" in key:
+        found.append("the key part must be literal: no runtime % variables in an allow-list")
+    elif not _KEY_CHARS.match(key):
+        found.append("key part %r may contain only letters, digits, '/', and ! _ . * ( ) = -" % key)
+    return found
+
+
 def bucket_problems(bucket):
     """Messages for every bucket naming rule ``bucket`` breaks."""
     found = []

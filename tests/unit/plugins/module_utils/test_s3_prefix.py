@@ -105,3 +105,23 @@ def test_the_role_default_allows_every_expansion_of_its_prefix():
     """The role's default allow-list (static_prefix of the configured prefix) admits that prefix."""
     for prefix in ("s3://b/neuron/dt-%d-cid-%c", "s3://b/%d-%c", "s3://b/x/y"):
         assert s3_prefix.allowed_by(prefix, ["b"], [s3_prefix.static_prefix(prefix)])
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("s3://bucket/neuron/", None),
+        ("s3://bucket/", None),
+        ("s3://bucket", None),
+        ("gs://bucket/x/", "must start with 's3://'"),
+        ("s3://b/x/", "must be 3 to 63 characters"),
+        ("s3://bucket/%d/", "must be literal"),
+        ("s3://bucket/a b/", "may contain only letters"),
+    ],
+)
+def test_literal_url_problems(url, fragment):
+    found = s3_prefix.literal_url_problems(url)
+    if fragment is None:
+        assert found == []
+    else:
+        assert any(fragment in message for message in found), found
