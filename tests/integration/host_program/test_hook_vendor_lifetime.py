@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from ncd_bed import INSTANCE_ID, NOBODY, REPO_ROOT, SYSTEM_PYTHON
 
 FIXTURE_VENDOR = os.path.join(REPO_ROOT, "tests", "bed", "fixtures", "aws-neuronx-tools", "bin", "neuron-dump")
@@ -67,8 +68,12 @@ def _popen_hook(bed, argv, user=None, env=None):
     )
 
 
-def test_sigkilled_hook_group_leaves_no_vendor_process_and_no_writes(bed):
-    """Today's hook starts the vendor with setsid: the killed job's vendor goes on writing."""
+@pytest.mark.parametrize("kill", ["group", "hook-only"])
+def test_sigkilled_hook_leaves_no_vendor_process_and_no_writes(bed, kill):
+    """Today's hook starts the vendor with setsid: the killed job's vendor goes on writing.
+
+    ``group``: a job scheduler's teardown (killpg); ``hook-only``: the OOM killer or a kill -9.
+    """
     shared = os.path.dirname(bed.log)  # 1777: the workload user may write here
     pids = os.path.join(shared, "vendor-pids")
     out = os.path.join(shared, "vendor-writes")
@@ -85,7 +90,10 @@ def test_sigkilled_hook_group_leaves_no_vendor_process_and_no_writes(bed):
         assert _wait_for(lambda: os.path.exists(pids) and os.path.exists(out), 10), "the vendor never started"
         with open(pids) as handle:
             vendor_pid, writer_pid = (int(word) for word in handle.read().split())
-        os.killpg(proc.pid, signal.SIGKILL)  # the scheduler's teardown of the job step
+        if kill == "group":
+            os.killpg(proc.pid, signal.SIGKILL)  # the scheduler's teardown of the job step
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         assert _wait_for(lambda: not _alive(vendor_pid) and not _alive(writer_pid), 5), "vendor outlived the hook"
         size = os.path.getsize(out)
@@ -187,3 +195,37 @@ def test_a_runtime_file_growing_during_the_copy_is_copied_up_to_the_size_seen_at
     proc = subprocess.run([SYSTEM_PYTHON, "-IS", "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert proc.stdout.strip() == "growing.log"
     assert (target / "growing.log").read_bytes() == b"a" * 65536
+
+
+def _processes_with(text):
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % name, "rb") as handle:
+                    if text.encode() in handle.read():
+                        found.append(int(name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.13"])
+def test_guard_and_vendor_are_gone_after_the_hook_on_other_pythons(bed, version):
+    """The guard (a forked copy of the hook) and the vendor end with the hook, on 3.9 too."""
+    python = os.path.expanduser("~/.pyenv/versions")
+    candidates = sorted(n for n in os.listdir(python) if n.startswith(version + ".")) if os.path.isdir(python) else []
+    if not candidates:
+        pytest.skip("python %s not available here" % version)
+    interpreter = os.path.join(python, candidates[-1], "bin", "python" + version)
+    pid_file = os.path.join(bed.base, "leftover.pid")
+    bed.write_vendor("#!/bin/sh\nsleep 30 &\necho $! > %s\nsleep 0.2\n" % pid_file)
+    bed.write_config({"hook": {"vendor_timeout_seconds": 5}})
+    proc = subprocess.run(
+        [interpreter, "-IS", bed.hook, *bed.runtime_argv(bed.dump_dir())], capture_output=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    with open(pid_file) as handle:
+        leftover = int(handle.read())
+    # the guard runs the hook's command line, the vendor its own: both name the bed
+    assert _wait_for(lambda: not [p for p in [*_processes_with(bed.base), leftover] if _alive(p)], 2)
