@@ -142,3 +142,16 @@ def test_outside_the_roots_nothing_is_written_by_default(bed, tmp_path):
     assert proc.returncode == 0
     assert not elsewhere.exists() or not [n for n in os.listdir(elsewhere) if "-ncd-" in n]
     assert b"write_outside_roots is false" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["outside the roots", "inside a dump root"])
+def test_a_users_link_into_the_spool_is_refused(spool_ready, where):
+    bed = spool_ready
+    bed.write_config({"hook": {"write_outside_roots": True}})
+    parent = os.path.dirname(bed.log) if where == "outside the roots" else bed.dumps  # 1777 / 1733
+    link = os.path.join(parent, "dt-link-cid-0")
+    subprocess.run(["/bin/ln", "-s", bed.incoming, link], preexec_fn=lambda: os.setuid(NOBODY), check=True, timeout=10)
+    before = _snapshot(bed.spool, bed.state)
+    proc = _run(bed, bed.runtime_argv(os.path.join(link, "rank0")), NOBODY)
+    _check_nothing_written(bed, before, proc)
+    assert b"symlink" in proc.stderr, proc.stderr
