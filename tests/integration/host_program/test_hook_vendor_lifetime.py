@@ -229,3 +229,22 @@ def test_guard_and_vendor_are_gone_after_the_hook_on_other_pythons(bed, version)
         leftover = int(handle.read())
     # the guard runs the hook's command line, the vendor its own: both name the bed
     assert _wait_for(lambda: not [p for p in [*_processes_with(bed.base), leftover] if _alive(p)], 2)
+
+
+def test_a_fifo_is_never_even_opened(bed):
+    """Opening has side effects (a FIFO's open releases its waiting writer; a device's open can
+    arm a watchdog): a writer blocked in the FIFO must still be blocked after the hook ran."""
+    shared = os.path.dirname(bed.log)
+    fifo = os.path.join(shared, "nrt.log")
+    released = os.path.join(shared, "writer-released")
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["/bin/sh", "-c", "exec 3>%s; touch %s" % (fifo, released)])
+    try:
+        proc, seconds = bed.run_hook(bed.runtime_argv(bed.dump_dir(), runtime_file=fifo), user=NOBODY)
+        assert proc.returncode == 0 and seconds < 3
+        time.sleep(0.2)
+        assert not os.path.exists(released), "the hook opened the FIFO"
+        assert writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait(10)

@@ -18,6 +18,7 @@ Order of work, each step guarded on its own so one failure never skips the rest:
 
 import errno
 import os
+import stat  # already loaded by fsutil: no cost on the hook's path
 import time
 
 from . import config as config_mod
@@ -27,8 +28,11 @@ from .hostinfo import instance_id as find_instance_id
 from .hostinfo import safe_token, tool_versions
 
 COPY_CHUNK = 1024 * 1024
-# O_PATH: enough to fstat a directory and open its '..', even where it is search-only (1733)
-_PARENT_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+# O_PATH: enough to fstat a directory and open its '..', even where it is search-only (1733),
+# and to pin a file without opening it
+_O_PATH = getattr(os, "O_PATH", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_PARENT_FLAGS = (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 _STDERR_LEVELS = {"errors": log.LOG_ERR, "all": log.LOG_DEBUG, "none": None}
 
 
@@ -220,7 +224,7 @@ class RuntimeFile:
         parent_fd = fsutil.walk(parent or "/")
         try:
             parent_info = os.fstat(parent_fd)
-            fd, info = fsutil.open_regular(parent_fd, name)
+            fd, info = _open_regular_without_touching(parent_fd, name)
         finally:
             os.close(parent_fd)
         self.result["size"] = info.st_size
@@ -238,6 +242,35 @@ class RuntimeFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _open_regular_without_touching(parent_fd, name):
+    """Open ``name`` for reading only if it is a regular file, without ever opening anything else.
+
+    Opening has side effects for some files: a FIFO's open releases a writer waiting in it, a
+    device's open can arm a watchdog or rewind a tape. So the file is first pinned with
+    O_PATH (no open of the file itself), checked with fstat, and only a regular file is then
+    opened, through /proc/self/fd (the same inode, whatever happens to the name meanwhile).
+    Without O_PATH or /proc: O_NOFOLLOW|O_NONBLOCK|O_NOCTTY and fstat (fsutil.open_regular).
+    """
+    if not _O_PATH:
+        return fsutil.open_regular(parent_fd, name, os.O_RDONLY | _O_NOCTTY)
+    pinned = os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        info = os.fstat(pinned)
+        if not stat.S_ISREG(info.st_mode):
+            raise fsutil.UnsafePathError(errno.EINVAL, "not a regular file", name)
+        try:
+            fd = os.open("/proc/self/fd/%d" % pinned, os.O_RDONLY | os.O_NONBLOCK | _O_NOCTTY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc here
+            return fsutil.open_regular(parent_fd, name, os.O_RDONLY | _O_NOCTTY)
+    finally:
+        os.close(pinned)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise fsutil.UnsafePathError(errno.EINVAL, "file changed while being opened", name)
+    return fd, opened
 
 
 def copy_runtime_generated(runtime, dump_fd, config):
