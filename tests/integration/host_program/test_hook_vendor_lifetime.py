@@ -248,3 +248,20 @@ def test_a_fifo_is_never_even_opened(bed):
     finally:
         writer.kill()
         writer.wait(10)
+
+
+def test_without_a_guard_the_vendor_still_runs(bed, lib_dir):
+    """fork() failing for the guard (EAGAIN at a process limit; simulated, in a real process)
+    must not cost the vendor capture: it runs in a session of its own, as before the guard."""
+    marker = os.path.join(bed.base, "vendor-ran")
+    bed.write_vendor("#!/bin/sh\ntouch %s\n" % marker)
+    code = (
+        "import errno, os, sys; sys.path.insert(0, %r)\n"
+        "from neuron_core_dump import vendor\n"
+        "def no_fork():\n    raise OSError(errno.EAGAIN, 'Resource temporarily unavailable')\n"
+        "os.fork = no_fork\n"
+        "print(vendor.run(%r, [], 10))\n"
+    ) % (lib_dir, bed.vendor)
+    proc = subprocess.run([SYSTEM_PYTHON, "-IS", "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert "'exit_code': 0" in proc.stdout and "guard_error" in proc.stdout, proc.stdout
+    assert os.path.exists(marker)

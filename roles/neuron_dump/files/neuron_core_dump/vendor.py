@@ -111,13 +111,15 @@ def _wait_poll(pid, timeout):
 
 def _spawn(path, argv, guard):
     """Start the vendor in the guard's group; (pid, groups to kill when done)."""
-    try:
-        return os.posix_spawn(path, [path, *argv], os.environ, setpgroup=guard), [guard]
-    except OSError:
-        # the guard is gone (killed by someone else): a session of its own still lets a
-        # timeout end the vendor's group, as before the guard existed
-        pid = os.posix_spawn(path, [path, *argv], os.environ, setsid=True)
-        return pid, [guard, pid]
+    if guard is not None:
+        try:
+            return os.posix_spawn(path, [path, *argv], os.environ, setpgroup=guard), [guard]
+        except OSError:
+            pass  # the guard is gone (killed by someone else)
+    # No guard: a session of its own still lets a timeout end the vendor's group (but a killed
+    # hook leaves it running: better than no vendor capture at all)
+    pid = os.posix_spawn(path, [path, *argv], os.environ, setsid=True)
+    return pid, [pid] if guard is None else [guard, pid]
 
 
 def run(path, argv, timeout):
@@ -132,8 +134,12 @@ def run(path, argv, timeout):
         result["error"] = "not executable"
         return result
     started = time.monotonic()
-    guard, guard_fd = start_guard()
-    running["groups"] = [guard]
+    try:
+        guard, guard_fd = start_guard()
+    except OSError as exc:  # e.g. EAGAIN at the process limit: the capture matters more
+        guard, guard_fd = None, None
+        result["guard_error"] = str(exc)
+    running["groups"] = [] if guard is None else [guard]
     pid = None
     try:
         pid, running["groups"] = _spawn(path, argv, guard)
@@ -149,8 +155,9 @@ def run(path, argv, timeout):
         # guard. The vendor is not reaped yet (a zombie keeps its pid), so no reused pid is hit.
         kill_running()
         running["groups"] = []
-        os.close(guard_fd)
-        fsutil.quietly(os.waitpid, guard, 0)
+        if guard is not None:
+            os.close(guard_fd)
+            fsutil.quietly(os.waitpid, guard, 0)
         result["duration_ms"] = int((time.monotonic() - started) * 1000)
     status = os.waitpid(pid, 0)[1]
     if os.WIFEXITED(status):
