@@ -82,6 +82,18 @@ def uniqueness_problems(local_dir, prefix):
     return [] if problem is None else ["s3_prefix: " + problem.message]
 
 
+def local_dir_below_roots(local_dir, roots):
+    """Whether every expansion of ``local_dir`` lies in one of ``roots`` (the hook's dump roots)."""
+    # with a variable every expansion lies strictly below the storage root; without, it is the path
+    fixed = patterns.storage_root(local_dir)[0] if "%" in local_dir else local_dir
+    fixed = posixpath.normpath(fixed or "/")
+    for root in roots:
+        root = posixpath.normpath(str(root))
+        if fixed == root or fixed.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
+
+
 def local_dir_warnings(local_dir):
     """Advice that does not block the write."""
     if local_dir.startswith("/tmp/") or local_dir.startswith("/var/tmp/"):

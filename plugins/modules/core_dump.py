@@ -51,6 +51,8 @@ options:
         these two values, so each failure gets one shared directory.
       - Only printable ASCII is allowed, without whitespace, quotes, dollar signs, backslashes, backticks or hash
         signs. None of the target formats can carry those characters unchanged.
+      - When it lies outside the host program's C(dump_roots) (in C(/etc/neuron-core-dump/config.json)), the
+        module warns. The hook writes no record there and nothing there is uploaded.
       - Ignored with O(state=disabled) and O(state=absent).
     type: str
     default: /var/lib/neuron-core-dump/dumps/dt-%d-cid-%c
@@ -290,31 +292,39 @@ def validate(module):
     if state == "enabled":
         for warning in settings.local_dir_warnings(params["local_dir"]):
             module.warn(warning)
-        if params["s3_prefix"]:
-            warn_if_uploader_refuses(module, params["s3_prefix"])
+        warn_about_the_uploader(module, params["local_dir"], params["s3_prefix"])
     return values, chosen, units
 
 
-def uploader_allow_lists(path):
-    """(allowed_buckets, allowed_prefixes) from the uploader's config, or None when unknown."""
+def read_uploader_config(path):
+    """The host program's config as a dict, or None when there is none (or it is not readable JSON)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            s3 = json.load(handle).get("s3", {})
-        return list(s3.get("allowed_buckets") or []), list(s3.get("allowed_prefixes") or [])
-    except (OSError, ValueError, AttributeError, TypeError):
+            data = json.load(handle)
+    except (OSError, ValueError):
         return None  # no uploader here (yet), or a config check-config would refuse anyway
+    return data if isinstance(data, dict) else None
 
 
-def warn_if_uploader_refuses(module, prefix):
-    """A warning, not a failure: in check mode the neuron_dump role may be about to widen the lists."""
-    lists = uploader_allow_lists(paths.UPLOADER_CONFIG)
-    if lists is None or s3_prefix.allowed_by(prefix, *lists):
+def warn_about_the_uploader(module, local_dir, prefix):
+    """Warnings, not failures: in check mode the neuron_dump role may be about to change the config."""
+    config = read_uploader_config(paths.UPLOADER_CONFIG)
+    if config is None:
         return
-    module.warn(
-        "s3_prefix %r is outside what the uploader may write to (s3.allowed_buckets %s, s3.allowed_prefixes %s in "
-        "%s): dumps under it stay local and are reported as refused; widen neuron_dump_s3_allowed_prefixes and "
-        "run the neuron_dump role first" % (prefix, lists[0], lists[1], paths.UPLOADER_CONFIG)
-    )
+    roots = config.get("dump_roots")
+    if isinstance(roots, list) and roots and not settings.local_dir_below_roots(local_dir, roots):
+        module.warn(
+            "local_dir %r is outside the uploader's dump_roots %s (%s): the hook writes no record there and "
+            "nothing there is uploaded" % (local_dir, roots, paths.UPLOADER_CONFIG)
+        )
+    s3 = config.get("s3") if isinstance(config.get("s3"), dict) else {}
+    buckets, prefixes = list(s3.get("allowed_buckets") or []), list(s3.get("allowed_prefixes") or [])
+    if prefix and not s3_prefix.allowed_by(prefix, buckets, prefixes):
+        module.warn(
+            "s3_prefix %r is outside what the uploader may write to (s3.allowed_buckets %s, s3.allowed_prefixes %s "
+            "in %s): dumps under it stay local and are reported as refused; widen neuron_dump_s3_allowed_prefixes "
+            "and run the neuron_dump role first" % (prefix, buckets, prefixes, paths.UPLOADER_CONFIG)
+        )
 
 
 def plan_hook(module):

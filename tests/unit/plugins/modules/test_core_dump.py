@@ -283,3 +283,14 @@ def test_real_ansible_run_refuses_the_losing_pair_in_check_mode(tmp_path):
     assert proc.returncode != 0
     assert "s3_prefix: must use every variable of local_dir" in proc.stdout, proc.stdout + proc.stderr
     assert '"changed": false' in proc.stdout
+
+
+def test_a_local_dir_outside_the_dump_roots_warns(seeded, commands, run_module, monkeypatch):
+    seeded.write("/etc/neuron-core-dump/config.json", json.dumps({"dump_roots": ["/var/lib/neuron-core-dump/dumps"]}))
+    warnings = _warnings(monkeypatch)
+    _result, failed = run_module(core_dump, {"local_dir": "/scratch/dumps/dt-%d-cid-%c"})
+    assert not failed
+    assert any("outside the uploader's dump_roots" in w for w in warnings), warnings
+    warnings.clear()
+    run_module(core_dump, {})  # the default local_dir is inside
+    assert not [w for w in warnings if "dump_roots" in w]
