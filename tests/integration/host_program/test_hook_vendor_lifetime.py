@@ -197,40 +197,6 @@ def test_a_runtime_file_growing_during_the_copy_is_copied_up_to_the_size_seen_at
     assert (target / "growing.log").read_bytes() == b"a" * 65536
 
 
-def _processes_with(text):
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % name, "rb") as handle:
-                    if text.encode() in handle.read():
-                        found.append(int(name))
-            except OSError:
-                continue
-    return found
-
-
-@pytest.mark.parametrize("version", ["3.9", "3.13"])
-def test_guard_and_vendor_are_gone_after_the_hook_on_other_pythons(bed, version):
-    """The guard (a forked copy of the hook) and the vendor end with the hook, on 3.9 too."""
-    python = os.path.expanduser("~/.pyenv/versions")
-    candidates = sorted(n for n in os.listdir(python) if n.startswith(version + ".")) if os.path.isdir(python) else []
-    if not candidates:
-        pytest.skip("python %s not available here" % version)
-    interpreter = os.path.join(python, candidates[-1], "bin", "python" + version)
-    pid_file = os.path.join(bed.base, "leftover.pid")
-    bed.write_vendor("#!/bin/sh\nsleep 30 &\necho $! > %s\nsleep 0.2\n" % pid_file)
-    bed.write_config({"hook": {"vendor_timeout_seconds": 5}})
-    proc = subprocess.run(
-        [interpreter, "-IS", bed.hook, *bed.runtime_argv(bed.dump_dir())], capture_output=True, timeout=30, check=False
-    )
-    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
-    with open(pid_file) as handle:
-        leftover = int(handle.read())
-    # the guard runs the hook's command line, the vendor its own: both name the bed
-    assert _wait_for(lambda: not [p for p in [*_processes_with(bed.base), leftover] if _alive(p)], 2)
-
-
 def test_a_fifo_is_never_even_opened(bed):
     """Opening has side effects (a FIFO's open releases its waiting writer; a device's open can
     arm a watchdog): a writer blocked in the FIFO must still be blocked after the hook ran."""
