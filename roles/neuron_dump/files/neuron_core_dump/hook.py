@@ -8,9 +8,15 @@ Order of work, each step guarded on its own so one failure never skips the rest:
 
 1. read the config (invalid -> log and use the built-in defaults);
 2. open the dump dir safely, creating it 0700 (before the vendor runs, so the
-   vendor finds a private directory and not one made with its umask);
-3. chain to the vendor capture with the same argv, under a timeout;
-4. copy a ``--runtime-generated`` file into the dump dir when it is elsewhere;
+   vendor finds a private directory and not one made with its umask); a dir in
+   the spool or state dir, or reached through a planted link, is refused and the
+   dump (vendor included) redirected below the first dump root;
+3. for a ``--runtime-generated`` call: check the file (a regular file within
+   hook.max_copy_bytes, never opened otherwise) and copy it into the dump dir,
+   bounded, when it is elsewhere;
+4. chain to the vendor capture with the same argv (pointed at the safe dir and at
+   our copy of the runtime file), under a timeout; see :mod:`vendor` for why
+   nothing it starts outlives the hook;
 5. write our JSON record (temp file + rename, unique name);
 6. enqueue the dump for the uploader (atomic rename into the spool);
 7. make sure an uploader will run (systemd path unit, or a detached worker).
