@@ -40,8 +40,13 @@ def s3_url_problems(url):
     return ["%s: %s" % (url, problem) for problem in found]
 
 
+def s3_allowed_by(prefix, buckets, prefixes):
+    """Whether every expansion of ``prefix`` passes the allow-lists (empty lists: no restriction)."""
+    return s3_prefix.allowed_by(prefix, list(buckets or []), list(prefixes or []))
+
+
 class FilterModule:
-    """s3_allow_list and s3_url_problems."""
+    """s3_allow_list, s3_url_problems and s3_allowed_by."""
 
     def filters(self):
-        return {"s3_allow_list": s3_allow_list, "s3_url_problems": s3_url_problems}
+        return {"s3_allow_list": s3_allow_list, "s3_url_problems": s3_url_problems, "s3_allowed_by": s3_allowed_by}

@@ -116,7 +116,7 @@ def test_every_new_variable_maps_to_its_key(tmp_path):
     proc, config = render(
         tmp_path,
         {
-            "dump_env_s3_prefix": PREFIX,
+            "dump_env_s3_prefix": "s3://b-bucket/neuron/%d-%c",  # admitted by the second entry
             "neuron_dump_s3_allowed_prefixes": ["s3://a-bucket/x/", "s3://b-bucket/"],
             "neuron_dump_uploader_allowed_uids": [1000, "1001"],
             "neuron_dump_uploader_allowed_groups": ["neuron-users", 2000],
@@ -172,6 +172,10 @@ def test_the_host_program_accepts_what_the_role_renders(tmp_path):
         ({"neuron_dump_uploader_allowed_groups": ["bad group"]}, "are not: bad group"),
         ({"neuron_dump_capture_readable_by_owner": "maybe"}, "neuron_dump_capture_readable_by_owner"),
         ({"dump_env_s3_prefix": "s3://bucket/with space/%d-%c"}, "invalid S3 prefix"),
+        (
+            {"dump_env_s3_prefix": PREFIX, "neuron_dump_s3_allowed_prefixes": ["s3://dumps-bucket/other/"]},
+            "is outside the uploader's allow-lists",
+        ),
     ],
 )
 def test_bad_variables_fail_with_a_clear_message_before_anything_is_written(tmp_path, extra_vars, fragment):
