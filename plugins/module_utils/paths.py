@@ -26,6 +26,8 @@ HOOK_STATE = "/var/lib/neuron-core-dump/core-dump-hook-state.json"
 
 # The host program of this collection (neuron_dump role); optional.
 HOST_PROGRAM = "/usr/local/bin/neuron-core-dump"
+# Its configuration; core_dump reads the uploader's S3 allow-lists from it (never writes it).
+UPLOADER_CONFIG = "/etc/neuron-core-dump/config.json"
 
 # sd_booted(): systemd is the running init iff this directory exists.
 SYSTEMD_RUN_DIR = "/run/systemd/system"

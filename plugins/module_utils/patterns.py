@@ -120,6 +120,26 @@ def problems(pattern, require_unique=True):
     return found
 
 
+def at_least_as_unique(local_dir, s3_key):
+    """The ``%`` rule between the two patterns: every variable of ``local_dir`` must appear in
+    the S3 key, or a PatternProblem naming the missing ones (None when the rule holds).
+
+    Dumps of different local dirs would otherwise share one S3 prefix: equal file names and
+    the per-dump manifests there would overwrite each other. The reverse (a variable only in
+    the S3 key, such as ``%p``) is allowed: see the core_dump documentation of ``s3_prefix``.
+    """
+    key_variables = variables_used(s3_key)
+    missing = [v for v in variables_used(local_dir) if v not in key_variables]
+    if not missing:
+        return None
+    return PatternProblem(
+        "s3-prefix-less-unique-than-local-dir",
+        "must use every variable of local_dir (rule: the S3 prefix is at least as unique as the local dir); "
+        "missing %s: dumps from different local dirs would share one S3 prefix, where equal file names and their "
+        "manifests overwrite each other" % " ".join("%" + v for v in missing),
+    )
+
+
 def expand(pattern, values):
     """Expand like libnrt: known variables from ``values``, unknown ``%X`` -> ``%``."""
     out = []

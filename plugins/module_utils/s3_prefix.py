@@ -34,6 +34,50 @@ def split(prefix):
     return bucket, key
 
 
+def static_prefix(prefix):
+    """``s3://bucket/key`` fixed whatever the variables expand to: what root allows by default.
+
+    The key is cut at the first ``%`` variable and back to the last ``/`` before it, so the
+    allowed prefix is a whole "directory": ``s3://b/neuron/dt-%d-cid-%c`` -> ``s3://b/neuron/``,
+    ``s3://b/neuron/%d`` -> ``s3://b/neuron/``, ``s3://b/dt-%d`` -> ``s3://b/`` (the bucket). A
+    key without variables is kept whole. None when ``prefix`` is not an ``s3://`` URL.
+    """
+    bucket, key = split(prefix)
+    if bucket is None:
+        return None
+    static = patterns.literal_prefix(key)
+    if static != key:
+        static = static[: static.rfind("/") + 1]
+    return SCHEME + bucket + "/" + static
+
+
+def allowed_by(prefix, allowed_buckets, allowed_prefixes):
+    """Whether every expansion of ``prefix`` passes the uploader's allow-lists (empty = any).
+
+    Every expansion begins with the key's literal part, so checking that is enough.
+    """
+    bucket, key = split(prefix)
+    if bucket is None:
+        return False
+    if allowed_buckets and bucket not in allowed_buckets:
+        return False
+    literal = SCHEME + bucket + "/" + patterns.literal_prefix(key)
+    return not allowed_prefixes or any(literal.startswith(allowed) for allowed in allowed_prefixes)
+
+
+def literal_url_problems(url):
+    """Messages for every rule an allow-list entry ``s3://bucket/literal-key-prefix`` breaks."""
+    bucket, key = split(url)
+    if bucket is None:
+        return ["must start with %r" % SCHEME]
+    found = bucket_problems(bucket)
+    if "%" in key:
+        found.append("the key part must be literal: no runtime % variables in an allow-list")
+    elif not _KEY_CHARS.match(key):
+        found.append("key part %r may contain only letters, digits, '/', and ! _ . * ( ) = -" % key)
+    return found
+
+
 def bucket_problems(bucket):
     """Messages for every bucket naming rule ``bucket`` breaks."""
     found = []

@@ -68,8 +68,30 @@ def desired_values(state, local_dir, s3, allow_non_unique=False):
     wanted = {contract.LOCAL_DIR_VAR: local_dir}
     if s3:
         found.extend(s3_prefix_problems(s3, allow_non_unique))
+        found.extend(uniqueness_problems(local_dir, s3))
         wanted[contract.S3_PREFIX_VAR] = s3
     return wanted, found
+
+
+def uniqueness_problems(local_dir, prefix):
+    """The rule between the two options (not waived by allow_non_unique: it loses data)."""
+    _bucket, key = s3_prefix.split(prefix)
+    if key is None or not local_dir:
+        return []
+    problem = patterns.at_least_as_unique(local_dir, key)
+    return [] if problem is None else ["s3_prefix: " + problem.message]
+
+
+def local_dir_below_roots(local_dir, roots):
+    """Whether every expansion of ``local_dir`` lies in one of ``roots`` (the hook's dump roots)."""
+    # with a variable every expansion lies strictly below the storage root; without, it is the path
+    fixed = patterns.storage_root(local_dir)[0] if "%" in local_dir else local_dir
+    fixed = posixpath.normpath(fixed or "/")
+    for root in roots:
+        root = posixpath.normpath(str(root))
+        if fixed == root or fixed.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
 
 
 def local_dir_warnings(local_dir):

@@ -51,6 +51,8 @@ options:
         these two values, so each failure gets one shared directory.
       - Only printable ASCII is allowed, without whitespace, quotes, dollar signs, backslashes, backticks or hash
         signs. None of the target formats can carry those characters unchanged.
+      - When it lies outside the host program's C(dump_roots) (in C(/etc/neuron-core-dump/config.json)), the
+        module warns. The hook writes no record there and nothing there is uploaded.
       - Ignored with O(state=disabled) and O(state=absent).
     type: str
     default: /var/lib/neuron-core-dump/dumps/dt-%d-cid-%c
@@ -61,6 +63,18 @@ options:
         lowercase letters, digits, dots and hyphens; starting and ending with a letter or digit; no C(..); not an IP
         address; no reserved prefix or suffix such as C(xn--) or C(-s3alias)).
       - The key part may use the same variables as O(local_dir), and the same uniqueness rule applies.
+      - It must be at least as unique as O(local_dir). Every variable used in O(local_dir) must also appear here,
+        otherwise several local dump directories would map to one S3 prefix, and equal file names and their
+        manifests would overwrite each other there. For example, O(local_dir=/d/%d-%c-%p) with
+        O(s3_prefix=s3://b/%d-%c) is refused, naming the missing C(%p). O(allow_non_unique) does not waive this
+        rule.
+      - The reverse is allowed. A variable only here (for example C(%p) in the prefix but not in O(local_dir))
+        means one local directory is reached by calls with several prefixes. Each prefix then gets its own
+        complete upload of that same directory, so nothing is lost, and the same files appear under each prefix.
+      - When the host's uploader restricts where it writes (C(s3.allowed_prefixes) or C(s3.allowed_buckets) in
+        C(/etc/neuron-core-dump/config.json), set by the M(neuron_ops.core_dump.neuron_dump) role from this
+        prefix by default), a prefix outside them draws a warning. Dumps under it would stay local, counted and
+        reported, and would not be uploaded.
       - When this is not given (or empty), the variable is not set in any target.
       - The runtime itself never uploads. Uploading is done by the C(neuron-dump) hook.
     type: str
@@ -211,6 +225,7 @@ manager_percent_escaped:
   sample: true
 """
 
+import json  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -219,6 +234,7 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     filewriter,
     hook,
     paths,
+    s3_prefix,
     settings,
     systemd_dropin,
     targets,
@@ -276,7 +292,39 @@ def validate(module):
     if state == "enabled":
         for warning in settings.local_dir_warnings(params["local_dir"]):
             module.warn(warning)
+        warn_about_the_uploader(module, params["local_dir"], params["s3_prefix"])
     return values, chosen, units
+
+
+def read_uploader_config(path):
+    """The host program's config as a dict, or None when there is none (or it is not readable JSON)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None  # no uploader here (yet), or a config check-config would refuse anyway
+    return data if isinstance(data, dict) else None
+
+
+def warn_about_the_uploader(module, local_dir, prefix):
+    """Warnings, not failures: in check mode the neuron_dump role may be about to change the config."""
+    config = read_uploader_config(paths.UPLOADER_CONFIG)
+    if config is None:
+        return
+    roots = config.get("dump_roots")
+    if isinstance(roots, list) and roots and not settings.local_dir_below_roots(local_dir, roots):
+        module.warn(
+            "local_dir %r is outside the uploader's dump_roots %s (%s): the hook writes no record there and "
+            "nothing there is uploaded" % (local_dir, roots, paths.UPLOADER_CONFIG)
+        )
+    s3 = config.get("s3") if isinstance(config.get("s3"), dict) else {}
+    buckets, prefixes = list(s3.get("allowed_buckets") or []), list(s3.get("allowed_prefixes") or [])
+    if prefix and not s3_prefix.allowed_by(prefix, buckets, prefixes):
+        module.warn(
+            "s3_prefix %r is outside what the uploader may write to (s3.allowed_buckets %s, s3.allowed_prefixes %s "
+            "in %s): dumps under it stay local and are reported as refused; widen neuron_dump_s3_allowed_prefixes "
+            "and run the neuron_dump role first" % (prefix, buckets, prefixes, paths.UPLOADER_CONFIG)
+        )
 
 
 def plan_hook(module):

@@ -172,14 +172,17 @@ def test_watchdog_ends_a_stuck_hook_with_status_0(bed, lib_dir):
     assert time.monotonic() - started < 5
 
 
-def test_broken_config_logs_and_still_exits_0_with_a_record(bed):
+def test_broken_config_logs_and_still_exits_0_with_the_built_in_defaults(bed):
     with open(bed.config_path, "w") as handle:
         handle.write("{not json")
     dump = bed.dump_dir()
     proc, seconds = bed.run_hook(bed.runtime_argv(dump))
     assert proc.returncode == 0
     assert b"config" in proc.stderr and b"invalid" in proc.stderr
-    assert len(_records(dump)) == 1  # defaults still write the record where the runtime asked
+    # The built-in defaults apply: the bed's dump root is not one of theirs and
+    # hook.write_outside_roots is false by default, so the hook says so and writes nothing
+    # there (on a host, where the dir is below the default roots, the record is written).
+    assert b"write_outside_roots is false" in proc.stderr
     assert seconds < 5
 
 
@@ -274,12 +277,15 @@ def test_64_ranks_times_3_calls_into_one_dir_never_collide(bed, tmp_path):
 
 @pytest.mark.parametrize("version", ["3.9", "3.13"])
 def test_hook_runs_on_other_python_versions(bed, version):
-    """AL2023 ships 3.9, Debian 13 ships 3.13: the hook path must work on both."""
+    """AL2023 ships 3.9, Debian 13 ships 3.13: the hook path must work on both, vendor guard included
+    (the vendor's leftover child ends with the hook)."""
     python = os.path.expanduser("~/.pyenv/versions")
     candidates = sorted(n for n in os.listdir(python) if n.startswith(version + ".")) if os.path.isdir(python) else []
     if not candidates:
         pytest.skip("python %s not available here" % version)
     interpreter = os.path.join(python, candidates[-1], "bin", "python" + version)
+    pid_file = os.path.join(bed.base, "leftover.pid")
+    bed.write_vendor("#!/bin/sh\nsleep 30 &\necho $! > %s\n" % pid_file)
     dump = bed.dump_dir("dt-py%s-cid-0" % version)
     proc = subprocess.run(
         [interpreter, "-IS", bed.hook, *bed.runtime_argv(dump, prefix="s3://b/p")],
@@ -289,6 +295,12 @@ def test_hook_runs_on_other_python_versions(bed, version):
     )
     assert proc.returncode == 0 and proc.stderr == b""
     assert len(_records(dump)) == 1
+    with open(pid_file) as handle:
+        leftover = int(handle.read())
+    deadline = time.monotonic() + 2
+    while not _gone(leftover) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(leftover)
 
 
 _FLAG = st.sampled_from(["--pid", "--local-output-dir", "--runtime-generated", "--s3-output-prefix", "--x", "--"])

@@ -75,6 +75,7 @@ def test_hook_does_not_follow_a_symlinked_intermediate_component(bed, secret):
 
 
 def test_hook_outside_roots_follows_only_root_owned_symlinks(bed, tmp_path):
+    bed.write_config({"hook": {"write_outside_roots": True}})  # opt-in since issue 7 (default false)
     real = tmp_path / "real"
     real.mkdir()
     trusted = tmp_path / "trusted"

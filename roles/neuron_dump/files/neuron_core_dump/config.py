@@ -27,7 +27,9 @@ Top level
         The diverted vendor capture. Run first with the same argv when it exists
         and is executable.
     ``vendor_timeout_seconds`` (number > 0; default 120)
-        The vendor capture is killed (its whole process group) after this long.
+        The vendor capture is killed (its whole process group) after this long. Whatever
+        ends the hook earlier (a job scheduler's SIGKILL, the watchdog) ends that group too,
+        and so does the hook's own end: nothing the vendor started outlives the hook.
     ``budget_seconds`` (number > 0; default 10)
         The hook's own work on top of the vendor timeout. A watchdog ends the hook
         with exit status 0 when ``vendor_timeout_seconds + budget_seconds`` pass.
@@ -36,9 +38,12 @@ Top level
     ``root_mode`` (default ``"1733"``) mode of a missing dump root the hook creates
         (root-owned when the role made it; create-only for users, sticky).
     ``file_mode`` (default ``"0600"``) mode of files the hook writes. Must include ``0600``.
-    ``write_outside_roots`` (bool; default true)
+    ``write_outside_roots`` (bool; default false)
         Whether the hook writes its record when ``--local-output-dir`` is outside
-        ``dump_roots``. Such dumps stay local: the uploader refuses them.
+        ``dump_roots``. Such dumps stay local: the uploader refuses them. Whatever this
+        says, the hook never writes below ``spool_dir``, nor below ``state_dir`` except
+        inside a dump root placed there: such a directory (given directly, through ``..``,
+        a relative path or a link) is refused and the dump redirected below the first root.
     ``fallback_dump_dir`` (default ``/tmp/neuron-core-dump/dt-%d-cid-%c``)
         Used when the runtime passes no ``--local-output-dir``; ``%d %c %p %t %l %i %%``
         are expanded from the flags like the runtime does.
@@ -48,8 +53,13 @@ Top level
         A JSON object of tool versions written by the role; copied into records.
     ``max_value_chars`` (int >= 64; default 4096) longer flag/env values are truncated in records.
     ``copy_runtime_generated`` (bool; default true) copy the ``--runtime-generated``
-        file into the dump dir when it is not already there.
+        file into the dump dir when it is not already there; the vendor capture is then
+        pointed at that copy.
     ``max_copy_bytes`` (int >= 0; default 268435456) larger runtime files are not copied.
+        Only a regular file (checked with fstat on the opened file, links not followed)
+        within this size is copied, and never more than the size seen at open. Anything
+        else (``/dev/zero``, a FIFO, a larger file) is refused and the vendor capture is not
+        run for that call, since copying that file is all it would do.
     ``log_stderr`` (``"errors"``, ``"all"`` or ``"none"``; default ``"errors"``)
         Also write hook errors to stderr, i.e. into the workload's own log.
 
@@ -151,7 +161,7 @@ DEFAULTS = {
         "dir_mode": 0o700,
         "root_mode": 0o1733,
         "file_mode": 0o600,
-        "write_outside_roots": True,
+        "write_outside_roots": False,
         "fallback_dump_dir": VENDOR_DUMP_BASE + "/dt-%d-cid-%c",
         "instance_id_file": "/sys/devices/virtual/dmi/id/board_asset_tag",
         "versions_file": "/var/lib/neuron-core-dump/versions.json",

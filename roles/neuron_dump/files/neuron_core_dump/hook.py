@@ -8,9 +8,15 @@ Order of work, each step guarded on its own so one failure never skips the rest:
 
 1. read the config (invalid -> log and use the built-in defaults);
 2. open the dump dir safely, creating it 0700 (before the vendor runs, so the
-   vendor finds a private directory and not one made with its umask);
-3. chain to the vendor capture with the same argv, under a timeout;
-4. copy a ``--runtime-generated`` file into the dump dir when it is elsewhere;
+   vendor finds a private directory and not one made with its umask); a dir in
+   the spool or state dir, or reached through a planted link, is refused and the
+   dump (vendor included) redirected below the first dump root;
+3. for a ``--runtime-generated`` call: check the file (a regular file within
+   hook.max_copy_bytes, never opened otherwise) and copy it into the dump dir,
+   bounded, when it is elsewhere;
+4. chain to the vendor capture with the same argv (pointed at the safe dir and at
+   our copy of the runtime file), under a timeout; see :mod:`vendor` for why
+   nothing it starts outlives the hook;
 5. write our JSON record (temp file + rename, unique name);
 6. enqueue the dump for the uploader (atomic rename into the spool);
 7. make sure an uploader will run (systemd path unit, or a detached worker).
@@ -18,6 +24,7 @@ Order of work, each step guarded on its own so one failure never skips the rest:
 
 import errno
 import os
+import stat  # already loaded by fsutil: no cost on the hook's path
 import time
 
 from . import config as config_mod
@@ -27,6 +34,11 @@ from .hostinfo import instance_id as find_instance_id
 from .hostinfo import safe_token, tool_versions
 
 COPY_CHUNK = 1024 * 1024
+# O_PATH: enough to fstat a directory and open its '..', even where it is search-only (1733),
+# and to pin a file without opening it
+_O_PATH = getattr(os, "O_PATH", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_PARENT_FLAGS = (_O_PATH or os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 _STDERR_LEVELS = {"errors": log.LOG_ERR, "all": log.LOG_DEBUG, "none": None}
 
 
@@ -75,7 +87,9 @@ def open_dump_dir(path, config):
     Returns (fd, root or None). Raises OSError/UnsafePathError with the reason.
     """
     hook = config["hook"]
+    fsutil.split_components(path)  # '..', NUL, relative: unsafe (redirected), before any policy
     root = fsutil.find_root(path, config["dump_roots"])
+    refuse_uploader_dirs(path, root, config)
     if root is None:
         if not hook["write_outside_roots"]:
             raise PolicyRefusal("outside the configured dump roots and hook.write_outside_roots is false")
@@ -92,6 +106,10 @@ def open_dump_dir(path, config):
             create_from=depth - 1,
         )
     try:
+        if root is None:
+            # outside the roots only root-owned links were followed; one may still lead into
+            # the spool (an admin's link): the opened directory is checked by identity as well
+            _refuse_by_identity(fd, config)
         info = os.fstat(fd)
         if info.st_uid not in (os.geteuid(), 0):
             raise fsutil.UnsafePathError(errno.EPERM, "dump dir is owned by another user (uid %d)" % info.st_uid)
@@ -99,6 +117,47 @@ def open_dump_dir(path, config):
         os.close(fd)
         raise
     return fd, root
+
+
+_UPLOADER_DIR_REFUSED = "inside the uploader's spool or state directory, where only root writes"
+
+
+def refuse_uploader_dirs(path, root, config):
+    """Never write below the spool, nor below the state dir except inside a dump root placed there.
+
+    Whatever hook.write_outside_roots says: a record in ``incoming/`` would look like a
+    spool entry, one in ``queue/`` or the state dir like the uploader's own files.
+    (``..`` is refused by the walk itself and a relative path is already absolute here.)
+    """
+    state = config["state_dir"]
+    root_inside_state = root is not None and fsutil.is_under(root, state) and not fsutil.is_under(state, root)
+    if fsutil.is_under(path, config["spool_dir"]) or (fsutil.is_under(path, state) and not root_inside_state):
+        raise fsutil.UnsafePathError(errno.EPERM, _UPLOADER_DIR_REFUSED, path[:200])
+
+
+def _refuse_by_identity(fd, config):
+    """Walk up from ``fd`` (by '..', which follows no link) looking for the spool or state dir."""
+    protected = set()
+    for path in (config["spool_dir"], config["state_dir"]):
+        info = fsutil.quietly(os.stat, path)
+        if info is not None:
+            protected.add((info.st_dev, info.st_ino))
+    if not protected:
+        return
+    current = os.dup(fd)
+    try:
+        for _level in range(256):
+            info = os.fstat(current)
+            if (info.st_dev, info.st_ino) in protected:
+                raise fsutil.UnsafePathError(errno.EPERM, _UPLOADER_DIR_REFUSED)
+            parent = os.open("..", _PARENT_FLAGS, dir_fd=current)
+            parent_info = os.fstat(parent)
+            os.close(current)
+            current = parent
+            if (parent_info.st_dev, parent_info.st_ino) == (info.st_dev, info.st_ino):
+                return  # reached /
+    finally:
+        os.close(current)
 
 
 class PolicyRefusal(Exception):
@@ -116,75 +175,146 @@ def redirect_dump_dir(path, config):
 
 def vendor_argv(argv, dump_dir):
     """``argv`` with every --local-output-dir value replaced by ``dump_dir`` (parsed like :mod:`flags`)."""
+    return replace_flag(argv, "local-output-dir", dump_dir)
+
+
+def replace_flag(argv, name, value):
+    """``argv`` with every ``--name`` value replaced by ``value`` (added when missing)."""
     result = []
     found = False
     index = 0
+    long_name = "--" + name
     while index < len(argv):
         token = argv[index]
         index += 1
-        if token.startswith("--local-output-dir="):
-            result.append("--local-output-dir=" + dump_dir)
+        if token.startswith(long_name + "="):
+            result.append(long_name + "=" + value)
             found = True
-        elif token == "--local-output-dir":
-            result.extend([token, dump_dir])
+        elif token == long_name:
+            result.extend([token, value])
             found = True
             if index < len(argv) and not flags_mod.looks_like_flag(argv[index]):
-                index += 1  # skip the unsafe value
+                index += 1  # skip the value we replace
         else:
             result.append(token)
     if not found:
-        result.extend(["--local-output-dir", dump_dir])
+        result.extend([long_name, value])
     return result
 
 
-def copy_runtime_generated(source, dump_fd, config):
-    """Copy the runtime's own file into the dump dir unless it is already there."""
+class RuntimeFile:
+    """The ``--runtime-generated`` file, opened once: a regular file within hook.max_copy_bytes.
+
+    Opened O_NOFOLLOW|O_NONBLOCK and checked with fstat, so ``/dev/zero``, a FIFO, a socket
+    or a planted link is refused without blocking, and every later read is of that inode.
+    Any refusal is in ``result["error"]`` and leaves ``fd`` None.
+    """
+
+    def __init__(self, source, hook):
+        self.source = source
+        self.result = {"source": source[: hook["max_value_chars"]]}
+        self.fd = None
+        self.name = None
+        self.parent = None  # (st_dev, st_ino) of the directory holding it
+        self.size = 0
+        try:
+            self._open(source, hook["max_copy_bytes"])
+        except OSError as exc:  # missing, not regular, a link: refused with the reason
+            self.result["error"] = str(exc)
+
+    def _open(self, source, limit):
+        parent, _unused, name = source.rpartition("/")
+        if not name or not source.startswith("/"):
+            self.result["error"] = "not an absolute file path"
+            return
+        parent_fd = fsutil.walk(parent or "/")
+        try:
+            parent_info = os.fstat(parent_fd)
+            fd, info = _open_regular_without_touching(parent_fd, name)
+        finally:
+            os.close(parent_fd)
+        self.result["size"] = info.st_size
+        if info.st_size > limit:
+            os.close(fd)
+            self.result["error"] = "larger than hook.max_copy_bytes, not copied"
+            return
+        self.fd, self.name, self.size = fd, name, info.st_size
+        self.parent = (parent_info.st_dev, parent_info.st_ino)
+
+    def usable(self):
+        return self.fd is not None
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _open_regular_without_touching(parent_fd, name):
+    """Open ``name`` for reading only if it is a regular file, without ever opening anything else.
+
+    Opening has side effects for some files: a FIFO's open releases a writer waiting in it, a
+    device's open can arm a watchdog or rewind a tape. So the file is first pinned with
+    O_PATH (no open of the file itself), checked with fstat, and only a regular file is then
+    opened, through /proc/self/fd (the same inode, whatever happens to the name meanwhile).
+    Without O_PATH or /proc: O_NOFOLLOW|O_NONBLOCK|O_NOCTTY and fstat (fsutil.open_regular).
+    """
+    if not _O_PATH:
+        return fsutil.open_regular(parent_fd, name, os.O_RDONLY | _O_NOCTTY)
+    pinned = os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        info = os.fstat(pinned)
+        if not stat.S_ISREG(info.st_mode):
+            raise fsutil.UnsafePathError(errno.EINVAL, "not a regular file", name)
+        try:
+            fd = os.open("/proc/self/fd/%d" % pinned, os.O_RDONLY | os.O_NONBLOCK | _O_NOCTTY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc here
+            return fsutil.open_regular(parent_fd, name, os.O_RDONLY | _O_NOCTTY)
+    finally:
+        os.close(pinned)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise fsutil.UnsafePathError(errno.EINVAL, "file changed while being opened", name)
+    return fd, opened
+
+
+def copy_runtime_generated(runtime, dump_fd, config):
+    """Copy the runtime's own file into the dump dir unless it is already there.
+
+    Returns the name the file has in the dump dir (the vendor is pointed at it), or None.
+    At most the size seen at open is copied, so a file that keeps growing is bounded too.
+    """
     hook = config["hook"]
-    result = {"source": source[: hook["max_value_chars"]]}
-    parent, _unused, name = source.rpartition("/")
-    if not name or not source.startswith("/"):
-        result["error"] = "not an absolute file path"
-        return result
-    parent_fd = fsutil.walk(parent or "/")
+    result = runtime.result
+    dump_info = os.fstat(dump_fd)
+    if runtime.parent == (dump_info.st_dev, dump_info.st_ino):
+        result["in_dump_dir"] = True
+        return runtime.name
+    if not hook["copy_runtime_generated"]:
+        result["copied"] = False
+        return None
+    name = runtime.name
+    target = name if len(name) < 200 else name[:150]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        parent_info = os.fstat(parent_fd)
-        dump_info = os.fstat(dump_fd)
-        if (parent_info.st_dev, parent_info.st_ino) == (dump_info.st_dev, dump_info.st_ino):
-            result["in_dump_dir"] = True
-            return result
-        if not hook["copy_runtime_generated"]:
-            result["copied"] = False
-            return result
-        src_fd, src_info = fsutil.open_regular(parent_fd, name)
-    finally:
-        os.close(parent_fd)
+        dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
+    except FileExistsError:
+        # The vendor capture of another rank usually collected the same file: keep one copy.
+        if _same_file_content(runtime.fd, runtime.size, dump_fd, target):
+            result["already_present"] = target
+            return target
+        target = "%s.%s" % (target, fsutil.unique_suffix())
+        dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
     try:
-        result["size"] = src_info.st_size
-        if src_info.st_size > hook["max_copy_bytes"]:
-            result["error"] = "larger than hook.max_copy_bytes, not copied"
-            return result
-        target = name if len(name) < 200 else name[:150]
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
-        except FileExistsError:
-            # The vendor capture usually collects the same file first: keep one copy.
-            if _same_file_content(src_fd, src_info.st_size, dump_fd, target):
-                result["already_present"] = target
-                return result
-            target = "%s.%s" % (target, fsutil.unique_suffix())
-            dst_fd = os.open(target, flags, hook["file_mode"], dir_fd=dump_fd)
-        try:
-            _copy_fd(src_fd, dst_fd, src_info.st_size)
-        except BaseException:
-            os.close(dst_fd)
-            os.unlink(target, dir_fd=dump_fd)
-            raise
+        _copy_fd(runtime.fd, dst_fd, min(runtime.size, hook["max_copy_bytes"]))
+    except BaseException:
         os.close(dst_fd)
-        result["copied_as"] = target
-        return result
-    finally:
-        os.close(src_fd)
+        os.unlink(target, dir_fd=dump_fd)
+        raise
+    os.close(dst_fd)
+    result["copied_as"] = target
+    return target
 
 
 def _same_file_content(src_fd, size, dir_fd, name):
@@ -208,21 +338,22 @@ def _same_file_content(src_fd, size, dir_fd, name):
 
 
 def _copy_fd(src_fd, dst_fd, size):
+    """Copy exactly the first ``size`` bytes at most (never more, whatever the file does meanwhile)."""
     offset = 0
     try:
         while offset < size:
             sent = os.sendfile(dst_fd, src_fd, offset, min(COPY_CHUNK * 16, size - offset))
             if sent == 0:
-                break
+                return
             offset += sent
         return
     except OSError:
-        pass  # file systems without sendfile support: fall back to read/write from where we are
-    os.lseek(src_fd, offset, os.SEEK_SET)
-    while True:
-        chunk = os.read(src_fd, COPY_CHUNK)
+        pass  # file systems without sendfile support: fall back to pread/write from where we are
+    while offset < size:
+        chunk = os.pread(src_fd, min(COPY_CHUNK, size - offset), offset)
         if not chunk:
             return
+        offset += len(chunk)
         view = memoryview(chunk)
         while view:
             view = view[os.write(dst_fd, view) :]
@@ -284,10 +415,18 @@ def _main(argv, config_path, watchdog):
     except Exception as exc:  # a refused or failed dir still lets the vendor capture run
         _problem(problems, "dump dir %r" % dump_dir[:300], exc)
 
+    runtime = None
+    runtime_source = flags.get("runtime-generated")
     try:
+        extra = {"dump_dir": dump_dir, "dump_root": root}
+        if runtime_source:
+            runtime = RuntimeFile(runtime_source, hook)
+            extra["runtime_generated"] = runtime.result
+            run_argv = _runtime_file_for_vendor(runtime, dump_fd, dump_dir, config, run_argv, problems)
         try:
             if run_argv is None:
-                vendor_result = {"path": hook["vendor_path"], "ran": False, "error": "no safe dump dir"}
+                reason = "no safe dump dir" if runtime is None or runtime.usable() else "runtime-generated file refused"
+                vendor_result = {"path": hook["vendor_path"], "ran": False, "error": reason}
             else:
                 vendor_result = vendor.run(hook["vendor_path"], run_argv, hook["vendor_timeout_seconds"])
         except Exception as exc:  # a broken vendor file must not stop our record
@@ -296,16 +435,11 @@ def _main(argv, config_path, watchdog):
             _problem(problems, "vendor", "%s killed after %ss" % (hook["vendor_path"], hook["vendor_timeout_seconds"]))
         if dump_fd is None:
             return
-        extra = {"vendor": vendor_result, "dump_dir": dump_dir, "dump_root": root}
-        runtime_file = flags.get("runtime-generated")
-        if runtime_file:
-            try:
-                extra["runtime_generated"] = copy_runtime_generated(runtime_file, dump_fd, config)
-            except Exception as exc:  # the record still gets written, with the reason
-                _problem(problems, "runtime-generated %r" % runtime_file[:300], exc)
-                extra["runtime_generated"] = {"source": runtime_file[:300], "error": str(exc)}
+        extra["vendor"] = vendor_result
         record_name = _write_record(flags, argv, config, dump_fd, extra, problems, iid, iid_source)
     finally:
+        if runtime is not None:
+            runtime.close()
         if dump_fd is not None:
             os.close(dump_fd)
 
@@ -320,6 +454,29 @@ def _main(argv, config_path, watchdog):
         _problem(problems, "enqueue", exc)
         return
     _trigger(config, config_path, problems)
+
+
+def _runtime_file_for_vendor(runtime, dump_fd, dump_dir, config, run_argv, problems):
+    """The vendor's argv for a ``--runtime-generated`` call, or None to skip the vendor.
+
+    The vendor copies that file with no bound of its own (``cp /dev/zero`` fills the disk
+    until the vendor timeout), so it never sees the original: only a regular file within
+    hook.max_copy_bytes, and when we copied it, our bounded copy in the dump dir.
+    """
+    if not runtime.usable():
+        _problem(problems, "runtime-generated %r" % runtime.source[:300], runtime.result["error"])
+        return None
+    if dump_fd is None or run_argv is None:
+        return run_argv
+    try:
+        name = copy_runtime_generated(runtime, dump_fd, config)
+    except Exception as exc:  # the record still gets written, with the reason
+        _problem(problems, "runtime-generated %r" % runtime.source[:300], exc)
+        runtime.result["error"] = str(exc)
+        return None
+    if name is None:
+        return run_argv
+    return replace_flag(run_argv, "runtime-generated", dump_dir.rstrip("/") + "/" + name)
 
 
 def _write_record(flags, argv, config, dump_fd, extra, problems, iid, source):

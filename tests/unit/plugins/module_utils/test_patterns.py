@@ -80,3 +80,24 @@ def test_max_expanded_length_bounds_every_expansion():
 
 def test_variables_used_in_order():
     assert patterns.variables_used("/%c/%d/%c/%q") == ["c", "d"]
+
+
+@pytest.mark.parametrize(
+    ("local_dir", "key", "missing"),
+    [
+        ("/d/dt-%d-cid-%c", "neuron/dt-%d-cid-%c", None),
+        ("/d/dt-%d-cid-%c", "neuron/%c/%d/%p", None),  # more unique in S3: allowed
+        ("/d/%d-%c-%i-%p", "neuron/dt-%d-cid-%c", "%i %p"),  # the losing pair
+        ("/d/%d-%c-%l", "%c/%d", "%l"),
+        ("/d/static", "k/%d-%c", None),
+        ("/d/%%p-%d-%c", "k/%d-%c", None),  # '%%' is a literal, not a variable
+    ],
+)
+def test_s3_key_at_least_as_unique_as_local_dir(local_dir, key, missing):
+    problem = patterns.at_least_as_unique(local_dir, key)
+    if missing is None:
+        assert problem is None
+    else:
+        assert problem.rule == "s3-prefix-less-unique-than-local-dir"
+        assert "missing %s:" % missing in problem.message
+        assert "at least as unique as the local dir" in problem.message

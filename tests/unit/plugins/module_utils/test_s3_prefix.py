@@ -65,3 +65,63 @@ def test_split():
 
 def test_uniqueness_can_be_waived():
     assert s3_prefix.problems("s3://bucket/static/", require_unique=False) == []
+
+
+@pytest.mark.parametrize(
+    ("prefix", "static"),
+    [
+        ("s3://b/neuron/dt-%d-cid-%c", "s3://b/neuron/"),  # cut back to the last '/'
+        ("s3://b/neuron/%d-%c", "s3://b/neuron/"),  # the variable is at a boundary
+        ("s3://b/a/b/c-%d/%c", "s3://b/a/b/"),
+        ("s3://b/dt-%d-cid-%c", "s3://b/"),  # nothing fixed in the key: the bucket
+        ("s3://b/%d", "s3://b/"),
+        ("s3://b/fixed/key", "s3://b/fixed/key"),  # no variable: the whole key
+        ("s3://b", "s3://b/"),
+        ("https://b/x", None),
+    ],
+)
+def test_static_prefix(prefix, static):
+    assert s3_prefix.static_prefix(prefix) == static
+
+
+@pytest.mark.parametrize(
+    ("prefix", "buckets", "prefixes", "allowed"),
+    [
+        ("s3://b/neuron/dt-%d-cid-%c", [], [], True),
+        ("s3://b/neuron/dt-%d-cid-%c", ["b"], [], True),
+        ("s3://other/neuron/dt-%d", ["b"], [], False),
+        ("s3://b/neuron/dt-%d-cid-%c", [], ["s3://b/neuron/"], True),
+        ("s3://b/neuron/dt-%d-cid-%c", [], ["s3://b/neuron/dt-"], True),  # the literal part covers it
+        ("s3://b/neuron/%d", [], ["s3://b/neuron/dt-"], False),  # %d could expand to anything
+        ("s3://b/other/%d-%c", [], ["s3://b/neuron/"], False),
+        ("s3://b2/neuron/%d-%c", [], ["s3://b/neuron/"], False),
+    ],
+)
+def test_allowed_by_the_uploader_lists(prefix, buckets, prefixes, allowed):
+    assert s3_prefix.allowed_by(prefix, buckets, prefixes) is allowed
+
+
+def test_the_role_default_allows_every_expansion_of_its_prefix():
+    """The role's default allow-list (static_prefix of the configured prefix) admits that prefix."""
+    for prefix in ("s3://b/neuron/dt-%d-cid-%c", "s3://b/%d-%c", "s3://b/x/y"):
+        assert s3_prefix.allowed_by(prefix, ["b"], [s3_prefix.static_prefix(prefix)])
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("s3://bucket/neuron/", None),
+        ("s3://bucket/", None),
+        ("s3://bucket", None),
+        ("gs://bucket/x/", "must start with 's3://'"),
+        ("s3://b/x/", "must be 3 to 63 characters"),
+        ("s3://bucket/%d/", "must be literal"),
+        ("s3://bucket/a b/", "may contain only letters"),
+    ],
+)
+def test_literal_url_problems(url, fragment):
+    found = s3_prefix.literal_url_problems(url)
+    if fragment is None:
+        assert found == []
+    else:
+        assert any(fragment in message for message in found), found

@@ -84,3 +84,36 @@ def test_absent_means_remove():
 def test_tmp_warning():
     assert settings.local_dir_warnings("/tmp/x/%d-%c")
     assert settings.local_dir_warnings("/var/lib/x/%d-%c") == []
+
+
+def test_s3_prefix_less_unique_than_local_dir_is_refused_naming_the_rule():
+    _values, problems = settings.desired_values("enabled", "/var/d/%d-%c-%i-%p", "s3://bkt/neuron/dt-%d-cid-%c")
+    (problem,) = problems
+    assert problem.startswith("s3_prefix: must use every variable of local_dir")
+    assert "missing %i %p" in problem
+
+
+def test_allow_non_unique_does_not_waive_the_rule_between_the_options():
+    _values, problems = settings.desired_values("enabled", "/var/d/%p", "s3://bkt/x", allow_non_unique=True)
+    assert any("missing %p" in p for p in problems), problems
+
+
+def test_a_more_unique_s3_prefix_is_accepted():
+    _values, problems = settings.desired_values("enabled", "/var/d/dt-%d-cid-%c", "s3://bkt/n/%d-%c-%p")
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("local_dir", "inside"),
+    [
+        ("/var/lib/neuron-core-dump/dumps/dt-%d-cid-%c", True),
+        ("/var/lib/neuron-core-dump/dumps/%d/%c", True),
+        ("/var/lib/neuron-core-dump/dumps", True),  # no variable: the root itself
+        ("/var/lib/neuron-core-dump/dumps-%d-%c", False),  # beside the root, not in it
+        ("/scratch/dumps/dt-%d-cid-%c", False),
+        ("/tmp/neuron-core-dump/x/%d-%c", True),
+    ],
+)
+def test_local_dir_below_roots(local_dir, inside):
+    roots = ["/var/lib/neuron-core-dump/dumps", "/tmp/neuron-core-dump"]
+    assert settings.local_dir_below_roots(local_dir, roots) is inside

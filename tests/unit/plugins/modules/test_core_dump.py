@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import contract, etc_environment
 from ansible_collections.neuron_ops.core_dump.plugins.modules import core_dump
 
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+)
 LOCAL = contract.LOCAL_DIR_VAR
 S3 = contract.S3_PREFIX_VAR
 ENV = "/etc/environment"
@@ -200,3 +206,91 @@ def test_foreign_lines_for_our_keys_are_replaced(seeded, commands, run_module):
     data = seeded.read(ENV)
     assert b"/elsewhere" not in data and data.endswith(b"A=1\nB=2\n")
     assert etc_environment.parse(data)[LOCAL] == ""
+
+
+# --- the rule between local_dir and s3_prefix (issue 7: "refuse the losing configuration up front")
+
+LOSING_PAIR = {"local_dir": "/var/lib/neuron-core-dump/dumps/%d-%c-%i-%p", "s3_prefix": "s3://bkt/neuron/dt-%d-cid-%c"}
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+def test_s3_prefix_less_unique_than_local_dir_is_refused_and_nothing_changes(seeded, commands, run_module, check_mode):
+    before = seeded.snapshot()
+    result, failed = run_module(core_dump, LOSING_PAIR, check_mode=check_mode)
+    assert failed
+    assert result["msg"].startswith("invalid arguments, nothing written: ")
+    assert "s3_prefix: must use every variable of local_dir" in result["msg"]
+    assert "at least as unique as the local dir" in result["msg"] and "missing %i %p" in result["msg"]
+    assert seeded.snapshot() == before
+    assert commands.calls == []
+
+
+def test_a_variable_only_in_s3_prefix_is_allowed(seeded, commands, run_module):
+    """One local dir, several prefixes (per process): allowed and documented."""
+    result, failed = run_module(core_dump, {"s3_prefix": "s3://bkt/neuron/dt-%d-cid-%c/pid-%p"})
+    assert not failed, result.get("msg")
+    assert result["values"][S3] == "s3://bkt/neuron/dt-%d-cid-%c/pid-%p"
+
+
+def _uploader_config(host, **s3):
+    host.write("/etc/neuron-core-dump/config.json", json.dumps({"s3": s3}))
+
+
+def _warnings(monkeypatch):
+    found = []
+    monkeypatch.setattr(core_dump.AnsibleModule, "warn", lambda _self, text: found.append(text))
+    return found
+
+
+def test_a_prefix_the_uploader_would_refuse_warns(seeded, commands, run_module, monkeypatch):
+    _uploader_config(seeded, allowed_buckets=["bkt"], allowed_prefixes=["s3://bkt/neuron/"])
+    warnings = _warnings(monkeypatch)
+    _result, failed = run_module(core_dump, {"s3_prefix": "s3://bkt/elsewhere/%d-%c"})
+    assert not failed
+    assert any("outside what the uploader may write to" in w and "s3://bkt/neuron/" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    "s3",
+    [
+        {"allowed_buckets": ["bkt"], "allowed_prefixes": ["s3://bkt/neuron/"]},
+        {"allowed_buckets": [], "allowed_prefixes": []},
+        None,  # no uploader config on this host
+    ],
+)
+def test_a_prefix_the_uploader_allows_does_not_warn(seeded, commands, run_module, monkeypatch, s3):
+    if s3 is not None:
+        _uploader_config(seeded, **s3)
+    warnings = _warnings(monkeypatch)
+    _result, failed = run_module(core_dump, {"s3_prefix": "s3://bkt/neuron/dt-%d-cid-%c"})
+    assert not failed and not [w for w in warnings if "uploader" in w]
+
+
+def test_real_ansible_run_refuses_the_losing_pair_in_check_mode(tmp_path):
+    """Through ansible-core itself (the real module transfer and argument handling)."""
+    collections = os.path.join(REPO_ROOT, ".bed", "collections")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_LOCAL_TEMP=str(tmp_path))
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    args = " ".join("%s=%s" % item for item in LOSING_PAIR.items())
+    proc = subprocess.run(
+        ["ansible", "localhost", "-c", "local", "--check", "-m", "neuron_ops.core_dump.core_dump", "-a", args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "s3_prefix: must use every variable of local_dir" in proc.stdout, proc.stdout + proc.stderr
+    assert '"changed": false' in proc.stdout
+
+
+def test_a_local_dir_outside_the_dump_roots_warns(seeded, commands, run_module, monkeypatch):
+    seeded.write("/etc/neuron-core-dump/config.json", json.dumps({"dump_roots": ["/var/lib/neuron-core-dump/dumps"]}))
+    warnings = _warnings(monkeypatch)
+    _result, failed = run_module(core_dump, {"local_dir": "/scratch/dumps/dt-%d-cid-%c"})
+    assert not failed
+    assert any("outside the uploader's dump_roots" in w for w in warnings), warnings
+    warnings.clear()
+    run_module(core_dump, {})  # the default local_dir is inside
+    assert not [w for w in warnings if "dump_roots" in w]
