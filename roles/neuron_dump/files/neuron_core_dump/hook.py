@@ -219,7 +219,7 @@ class RuntimeFile:
         self.size = 0
         try:
             self._open(source, hook["max_copy_bytes"])
-        except OSError as exc:  # missing, not regular, a link: refused with the reason
+        except (OSError, ValueError) as exc:  # missing, not regular, a link, a NUL byte: refused with the reason
             self.result["error"] = str(exc)
 
     def _open(self, source, limit):
