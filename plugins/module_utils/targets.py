@@ -26,6 +26,9 @@ import glob
 import os
 
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (
+    cdi_spec,
+    container_area,
+    containers_conf,
     etc_environment,
     filewriter,
     paths,
@@ -37,6 +40,11 @@ ENVIRONMENT = "environment"
 PROFILE = "profile"
 SYSTEMD_MANAGER = "systemd_manager"
 UNITS = "units"
+CDI = "cdi"
+PODMAN = "podman"
+
+# Report names of the two CDI spec directories (paths.py holds the paths).
+CDI_DIRS = (("/etc/cdi", "CDI_SPEC_DIR_ETC"), ("/var/run/cdi", "CDI_SPEC_DIR_RUN"))
 
 
 class Target:
@@ -49,9 +57,15 @@ class Target:
     block is in it (such a file always exists; it counts as present when it sets
     one of our variables). ``per_unit`` targets have one file per service and are
     chosen by default only when services are given.
+
+    ``container`` targets configure containers: they carry
+    ``container_area.container_values(values)`` rather than ``values`` itself, are
+    never chosen by default (only with state=absent) and need the container dump
+    area. ``wanted(path)`` is given for a target with several candidate files of
+    which only one is written (the others are removed).
     """
 
-    def __init__(self, name, files, render, parse, has_marker=None, per_unit=False):
+    def __init__(self, name, files, render, parse, has_marker=None, per_unit=False, container=False, wanted=None):
         if not (callable(files) and callable(render) and callable(parse)):
             raise TypeError("target %s needs files, render and parse" % name)
         self.name = name
@@ -60,6 +74,12 @@ class Target:
         self.parse = parse
         self.has_marker = has_marker
         self.per_unit = per_unit
+        self.container = container
+        self.wanted = wanted
+
+    def carries(self, values):
+        """The variables this target's file holds when core_dump writes ``values``."""
+        return container_area.container_values(values) if self.container else values
 
     def presence(self, data, values):
         """(exists, managed) of one file read as ``data`` that sets ``values``."""
@@ -95,6 +115,20 @@ def _unit_files(units, removing):
     return [("unit_dropin:%s" % unit, chosen[unit]) for unit in sorted(chosen)]
 
 
+def cdi_spec_path(directory):
+    return os.path.join(directory, paths.CDI_SPEC_NAME)
+
+
+def _cdi_files(_units, _removing):
+    # Both directories always: the one chosen is written, ours in the other is removed
+    # (a second spec for the same device would shadow or be shadowed by it).
+    return [("cdi:%s" % label, cdi_spec_path(getattr(paths, name))) for label, name in CDI_DIRS]
+
+
+def _cdi_wanted(path):
+    return path == cdi_spec_path(paths.CDI_SPEC_DIR)
+
+
 REGISTRY = (
     Target(
         ENVIRONMENT,
@@ -122,14 +156,44 @@ REGISTRY = (
         lambda data, _expands: systemd_dropin.parse_unit(data),
         per_unit=True,
     ),
+    Target(
+        CDI,
+        _cdi_files,
+        lambda _before, values, _expands: cdi_spec.render(values, container_area.shared_dir()),
+        lambda data, _expands: cdi_spec.parse(data),
+        container=True,
+        wanted=_cdi_wanted,
+    ),
+    Target(
+        PODMAN,
+        _single(PODMAN, "PODMAN_DROPIN"),
+        lambda _before, values, _expands: containers_conf.render(values, container_area.shared_dir()),
+        lambda data, _expands: containers_conf.parse(data),
+        container=True,
+    ),
 )
 BY_NAME = {target.name: target for target in REGISTRY}
 ALL = tuple(BY_NAME)
 
 
+CONTAINER_TARGETS = tuple(t.name for t in REGISTRY if t.container)
+
+
 def default_targets(units):
-    """Every target, except per-unit ones when no service is given."""
-    return [t.name for t in REGISTRY if units or not t.per_unit]
+    """Every host target, except per-unit ones when no service is given (container targets are opt-in)."""
+    return [t.name for t in REGISTRY if (units or not t.per_unit) and not t.container]
+
+
+def use_container_paths(cdi_spec_dir=None, container_dump_dir=None):
+    """Point the container targets at core_dump's cdi_spec_dir and container_dump_dir options.
+
+    The option values are the real paths; ``paths`` may have been moved by tests,
+    so each known default maps to its (possibly moved) ``paths`` name.
+    """
+    if cdi_spec_dir is not None:
+        paths.CDI_SPEC_DIR = {label: getattr(paths, name) for label, name in CDI_DIRS}[cdi_spec_dir]
+    if container_dump_dir is not None and container_dump_dir != "/var/lib/neuron-core-dump/containers":
+        paths.CONTAINER_DUMP_AREA = container_dump_dir
 
 
 def plan(chosen, values, units, manager_expands_specifiers=True):
@@ -140,9 +204,38 @@ def plan(chosen, values, units, manager_expands_specifiers=True):
             continue
         for _report_name, path in target.files(units, values is None):
             before = filewriter.read_bytes(path)
-            after = target.render(before, values, manager_expands_specifiers)
+            if target.wanted is None or target.wanted(path):
+                after = target.render(before, values, manager_expands_specifiers)
+            else:
+                after = None
             changes.append(filewriter.FileChange(target.name, path, before, after))
+    if container_area.enabled(container_area.container_values(values)) and any(
+        BY_NAME[name].container for name in chosen
+    ):
+        # Before the files: a spec or drop-in that mounts a missing area stops every container it applies to.
+        changes.insert(0, container_area.AreaChange(paths.CONTAINER_DUMP_AREA))
     return changes
+
+
+def container_problems(chosen, state, cdi_spec_dir, container_dump_dir, local_dir):
+    """Why the container targets in ``chosen`` cannot be written as asked; [] when they can."""
+    chosen_container = [name for name in chosen if BY_NAME[name].container]
+    if not chosen_container:
+        return []
+    found = []
+    if state == "enabled":
+        found.extend(container_area.option_problems(container_dump_dir, local_dir))
+        if not found:
+            found.extend(container_area.disk_problems(paths.CONTAINER_DUMP_AREA))
+            found.extend(container_area.writable_problems("container_dump_dir", paths.CONTAINER_DUMP_AREA))
+    if CDI in chosen_container:
+        for label, name in CDI_DIRS:
+            # The chosen directory is written; the other only when ours is there to remove.
+            if (state != "absent" and label == cdi_spec_dir) or os.path.lexists(cdi_spec_path(getattr(paths, name))):
+                found.extend(container_area.writable_problems("cdi_spec_dir", getattr(paths, name)))
+    if PODMAN in chosen_container:
+        found.extend(container_area.writable_problems("targets: podman", os.path.dirname(paths.PODMAN_DROPIN)))
+    return found
 
 
 def read(units, manager_expands_specifiers=True):
