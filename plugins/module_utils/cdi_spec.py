@@ -59,8 +59,12 @@ def _load(data):
     return spec if isinstance(spec, dict) else None
 
 
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
 def _device_edits(spec):
-    for device in spec.get("devices") or []:
+    for device in _list(spec.get("devices")):
         if isinstance(device, dict) and device.get("name") == DEVICE:
             edits = device.get("containerEdits")
             return edits if isinstance(edits, dict) else {}
@@ -74,8 +78,8 @@ def parse(data):
         return {}
     found = {}
     # Spec-wide edits apply first, the device's after them (they win).
-    for edits in (spec.get("containerEdits") or {}, _device_edits(spec) or {}):
-        for entry in edits.get("env") or [] if isinstance(edits, dict) else []:
+    for edits in (spec.get("containerEdits"), _device_edits(spec)):
+        for entry in _list(edits.get("env")) if isinstance(edits, dict) else []:
             name, eq, value = str(entry).partition("=")
             if eq and name in contract.MANAGED_VARS:
                 found[name] = value
@@ -110,6 +114,6 @@ def problems(data, area_shared):
                 "%s is %r, not %r: the host uploader would not find the dumps"
                 % (contract.LOCAL_DIR_VAR, variables[contract.LOCAL_DIR_VAR], container_area.CONTAINER_LOCAL_DIR)
             )
-        if mount(area_shared) not in (edits.get("mounts") or []):
+        if mount(area_shared) not in _list(edits.get("mounts")):
             found.append("enabled but does not bind-mount %s at %s" % (area_shared, container_area.CONTAINER_MOUNT))
     return found

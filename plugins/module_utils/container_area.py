@@ -96,7 +96,7 @@ def disk_problems(area):
     while True:
         try:
             st = os.lstat(current)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             st = None
         if st is not None:
             if not stat.S_ISDIR(st.st_mode):
@@ -112,7 +112,7 @@ def disk_problems(area):
     shared = os.path.join(area, SHARED)
     try:
         st = os.lstat(shared)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return found
     if not stat.S_ISDIR(st.st_mode):
         found.append("container_dump_dir: %s exists and is not a directory" % shared)
@@ -142,7 +142,7 @@ def describe(area):
     for path in (area, os.path.join(area, SHARED)):
         try:
             st = os.lstat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             lines.append("%s: absent" % path)
             continue
         lines.append("%s: directory mode %04o uid %d" % (path, stat.S_IMODE(st.st_mode), st.st_uid))
@@ -208,7 +208,7 @@ def report(area):
     for path, mode in ((area, AREA_MODE), (shared, SHARED_MODE)):
         try:
             st = os.lstat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         if stat.S_IMODE(st.st_mode) != mode:
             result["problems"].append("%s has mode %04o, expected %04o" % (path, stat.S_IMODE(st.st_mode), mode))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import filewriter
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import filewriter, paths
 
+# Named in messages; the files read are paths.CONTAINERD_CONFIG and paths.DOCKER_DAEMON_JSON.
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 
@@ -118,9 +119,9 @@ def detect(module):
         if name == "podman":
             cdi, why = podman_cdi(version)
         elif name == "docker":
-            cdi, why = docker_cdi(version, _text(DOCKER_DAEMON_JSON))
+            cdi, why = docker_cdi(version, _text(paths.DOCKER_DAEMON_JSON))
         elif name == "containerd":
-            cdi, why = containerd_cdi(version, _text(CONTAINERD_CONFIG))
+            cdi, why = containerd_cdi(version, _text(paths.CONTAINERD_CONFIG))
         else:
             cdi, why = crio_cdi(version)
         found.append(

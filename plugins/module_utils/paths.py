@@ -40,3 +40,6 @@ CDI_SPEC_DIR = CDI_SPEC_DIR_ETC  # the one core_dump writes (cdi_spec_dir)
 CDI_SPEC_NAME = "neuron-ops.io-core-dump.json"
 CONTAINER_DUMP_AREA = "/var/lib/neuron-core-dump/containers"
 PODMAN_DROPIN = "/etc/containers/containers.conf.d/50-neuron-core-dump.conf"
+# Read (never written) by core_dump_info to tell whether each runtime reads CDI.
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
