@@ -126,11 +126,12 @@ def report(runtimes, procs, expect=None):
         findings.append(
             {"where": "cdi", "reason": "our spec is in both /etc/cdi and /var/run/cdi; /var/run/cdi shadows /etc/cdi"}
         )
-    enabled_files = [f for f in present if f["effective"]["state"] == gate.ENABLED and not f["problems"]]
-    if enabled_files and area["problems"]:
+    enabling = [f for f in present if f["effective"]["state"] == gate.ENABLED]
+    enabled_files = [f for f in enabling if not f["problems"]]
+    if enabling:
         for problem in area["problems"]:
             findings.append({"where": "container_area", "reason": problem})
-    if enabled_files and not area["exists"]:
+    if enabling and not area["exists"]:
         findings.append(
             {
                 "where": "container_area",
