@@ -71,6 +71,13 @@ def _device_edits(spec):
     return None
 
 
+def mounts(data):
+    """The mounts of our device in a spec file (dicts), [] when none or unreadable."""
+    spec = _load(data)
+    edits = _device_edits(spec) if spec is not None else None
+    return [m for m in _list((edits or {}).get("mounts")) if isinstance(m, dict)]
+
+
 def parse(data):
     """Our variables as a container requesting the device gets them: {name: value}."""
     spec = _load(data)

@@ -54,6 +54,13 @@ def shared_dir():
     return os.path.join(paths.CONTAINER_DUMP_AREA, SHARED)
 
 
+def area_of(shared):
+    """The area whose shared directory is ``shared`` (a mount source), or None."""
+    if isinstance(shared, str) and shared.startswith("/") and os.path.basename(shared) == SHARED:
+        return os.path.dirname(shared)
+    return None
+
+
 def option_problems(area, host_local_dir=None):
     """Rules for the container_dump_dir option (the string, not the disk)."""
     found = []

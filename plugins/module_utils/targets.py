@@ -179,21 +179,62 @@ ALL = tuple(BY_NAME)
 CONTAINER_TARGETS = tuple(t.name for t in REGISTRY if t.container)
 
 
+def installed_container_targets():
+    """Container targets that have one of our files on disk (found by their fixed names)."""
+    return [t.name for t in REGISTRY if t.container and any(os.path.lexists(p) for _n, p in t.files([], True))]
+
+
 def default_targets(units):
-    """Every host target, except per-unit ones when no service is given (container targets are opt-in)."""
-    return [t.name for t in REGISTRY if (units or not t.per_unit) and not t.container]
+    """Every host target (per-unit ones only when services are given), and the container targets already in use.
+
+    Container targets are opt-in: chosen by default only once our file exists, so
+    that enable/disable without ``targets`` keep containers in step with the host.
+    """
+    chosen = [t.name for t in REGISTRY if (units or not t.per_unit) and not t.container]
+    return chosen + installed_container_targets()
 
 
-def use_container_paths(cdi_spec_dir=None, container_dump_dir=None):
+def existing_container_settings():
+    """(cdi_spec_dir label, area path) that our files on disk use; None for what is not found."""
+    label = area = None
+    for candidate, name in CDI_DIRS:
+        data = filewriter.read_bytes(cdi_spec_path(getattr(paths, name)))
+        if data is None:
+            continue
+        label = label or candidate
+        for mount in cdi_spec.mounts(data):
+            if mount.get("containerPath") == container_area.CONTAINER_MOUNT:
+                area = area or container_area.area_of(mount.get("hostPath"))
+    for volume in containers_conf.arrays(filewriter.read_bytes(paths.PODMAN_DROPIN)).get("volumes", []):
+        source, _sep, rest = volume.partition(":")
+        if rest.split(":", 1)[0] == container_area.CONTAINER_MOUNT:
+            area = area or container_area.area_of(source)
+    return label, area
+
+
+def use_container_paths(cdi_spec_dir=None, container_dump_dir=None, derive=False):
     """Point the container targets at core_dump's cdi_spec_dir and container_dump_dir options.
 
-    The option values are the real paths; ``paths`` may have been moved by tests,
+    With ``derive`` (no ``targets`` given, so the container targets are chosen
+    because our files exist) the files keep the directory and area they use, so
+    a plain enable/disable does not move what the dump_env role placed.
+    Returns (cdi_spec_dir, container_dump_dir) in effect; the second is None when
+    derived from disk (it was checked when written; the disk checks still run).
+    The option values are real paths; ``paths`` may have been moved by tests,
     so each known default maps to its (possibly moved) ``paths`` name.
     """
+    if derive:
+        label, area = existing_container_settings()
+        if label is not None:
+            cdi_spec_dir = label
+        if area is not None:
+            paths.CONTAINER_DUMP_AREA = area
+            container_dump_dir = None
     if cdi_spec_dir is not None:
         paths.CDI_SPEC_DIR = {label: getattr(paths, name) for label, name in CDI_DIRS}[cdi_spec_dir]
     if container_dump_dir is not None and container_dump_dir != "/var/lib/neuron-core-dump/containers":
         paths.CONTAINER_DUMP_AREA = container_dump_dir
+    return cdi_spec_dir, container_dump_dir
 
 
 def plan(chosen, values, units, manager_expands_specifiers=True):
@@ -224,7 +265,8 @@ def container_problems(chosen, state, cdi_spec_dir, container_dump_dir, local_di
         return []
     found = []
     if state == "enabled":
-        found.extend(container_area.option_problems(container_dump_dir, local_dir))
+        if container_dump_dir is not None:
+            found.extend(container_area.option_problems(container_dump_dir, local_dir))
         if not found:
             found.extend(container_area.disk_problems(paths.CONTAINER_DUMP_AREA))
             found.extend(container_area.writable_problems("container_dump_dir", paths.CONTAINER_DUMP_AREA))

@@ -81,8 +81,10 @@ options:
         C(/etc/containers/containers.conf.d/50-neuron-core-dump.conf) for every new Podman container. Both give
         containers a directory in the bind-mounted O(container_dump_dir) and an empty S3 prefix (the host uploads).
         See C(docs/containers.md).
-      - The default is V(environment), V(profile) and V(systemd_manager), plus V(units) when O(units) is given.
-        With O(state=absent), the default is all six.
+      - The default is V(environment), V(profile) and V(systemd_manager), plus V(units) when O(units) is given,
+        plus V(cdi) and V(podman) when our file for them exists already (then they keep the spec directory and area
+        they use, so a plain enable or disable keeps containers in step with the host). With O(state=absent), the
+        default is all six.
     type: list
     elements: str
     choices: [environment, profile, systemd_manager, units, cdi, podman]
@@ -292,12 +294,10 @@ def validate(module):
         problems.append("hook: 'disable' is only allowed with state=disabled (state=%s restores the hook)" % state)
     values, found = settings.desired_values(state, params["local_dir"], params["s3_prefix"], params["allow_non_unique"])
     problems.extend(found)
-    targets.use_container_paths(params["cdi_spec_dir"], params["container_dump_dir"])
-    problems.extend(
-        targets.container_problems(
-            chosen, state, params["cdi_spec_dir"], params["container_dump_dir"], params["local_dir"]
-        )
+    spec_dir, area = targets.use_container_paths(
+        params["cdi_spec_dir"], params["container_dump_dir"], derive=params["targets"] is None
     )
+    problems.extend(targets.container_problems(chosen, state, spec_dir, area, params["local_dir"]))
     if problems:
         module.fail_json(msg="invalid arguments, nothing written: " + "; ".join(problems), problems=problems)
     if state == "enabled":

@@ -139,3 +139,22 @@ def test_read_only_spec_dir_is_refused(box, run_module, tmp_path):
         check=True,
     ).stdout
     assert "not writable" in out
+
+
+def test_plain_disable_and_enable_keep_containers_in_step_where_they_are(box, run_module, monkeypatch):
+    """disable.yml/enable.yml pass no targets: our existing container files follow, in place."""
+    monkeypatch.setattr(container_area, "_FORBIDDEN_ROOTS", ("/proc",))  # the fake host lives under /tmp
+    os.makedirs(box.path("/srv"), mode=0o755)
+    custom = dict(ON, cdi_spec_dir="/var/run/cdi", container_dump_dir=box.path("/srv/ncd"))
+    _result, failed = run_module(core_dump, custom)
+    assert not failed, _result
+    result, failed = run_module(core_dump, {"state": "disabled"})
+    assert not failed and {"cdi", "podman"} <= set(result["changed_targets"])
+    assert cdi_spec.parse(box.read(RUN_SPEC)) == {LOCAL: "", S3: ""} and box.read(SPEC) is None
+    result, failed = run_module(core_dump, {"s3_prefix": "s3://host-bucket/%d-%c"})
+    assert not failed and {"cdi", "podman"} <= set(result["changed_targets"])
+    assert json.loads(box.read(RUN_SPEC))["devices"][0]["containerEdits"]["mounts"][0]["hostPath"] == box.path(
+        "/srv/ncd/shared"
+    )
+    again, _failed = run_module(core_dump, custom)
+    assert not again["changed"], again["diff"]
