@@ -135,3 +135,44 @@ def test_disabled_dropin_gives_empty_variables_and_no_mount(tmp_path, area):
     run = podman_run(tmp_path, [], conf=conf)
     assert run.returncode == 0, run.stderr
     assert "%s=[]" % LOCAL in run.stdout and "nomount" in run.stdout
+
+
+def run_in(tmp_path, spec, user, script):
+    """One container with the device, as ``user``, running ``script``: (rc, stdout, stderr)."""
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    for path in (upper, work, upper / "cdi"):
+        path.mkdir(exist_ok=True)
+    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(spec)
+    quoted = script.replace("'", "'\\''")
+    command = (
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && "
+        "exec podman run --rm --user %s --device %s %s sh -c '%s'"
+        % (upper, work, user, cdi_spec.DEVICE_REQUEST, IMAGE, quoted)
+    )
+    env = dict(os.environ, CONTAINERS_CONF=os.path.abspath(BED_CONF))
+    run = subprocess.run(["unshare", "-m", "sh", "-c", command], env=env, capture_output=True, text=True, timeout=300)
+    return run.returncode, run.stdout, run.stderr
+
+
+def test_what_the_shared_area_does_and_does_not_isolate(tmp_path, area):
+    """docs/containers.md, "Security": a non-root container user cannot list the shared area or remove
+    another container's dump; a rootful container's root (CAP_DAC_OVERRIDE, CAP_FOWNER) can do both.
+    This is why the shared area is for one trust domain per host only."""
+    spec = cdi_spec.render(ON, str(area / "shared"))
+    mount = container_area.CONTAINER_MOUNT
+    victim = area / "shared" / "dt-20261202-061500-cid-0000000000000000"
+    victim.mkdir(mode=0o700)
+    (victim / "secret").write_text("another container's dump\n")
+    rc, out, err = run_in(
+        tmp_path,
+        spec,
+        "1000:1000",
+        "ls %s >/dev/null 2>&1 && echo listed || echo nolist; rm -rf %s/dt-* 2>/dev/null; "
+        "mkdir %s/dt-mine && echo created" % (mount, mount, mount),
+    )
+    assert rc == 0, err
+    assert "nolist" in out and "created" in out and (victim / "secret").is_file()
+    assert (area / "shared" / "dt-mine").stat().st_uid == 1000
+    rc, out, err = run_in(tmp_path, spec, "0:0", "ls %s; cat %s/dt-*/secret" % (mount, mount))
+    assert rc == 0, err
+    assert "another container's dump" in out  # rootful root reads it: NOT isolated
