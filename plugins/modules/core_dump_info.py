@@ -210,8 +210,8 @@ containers:
   description:
     - Container coverage. C(runtimes) lists the container runtimes found (C(name), C(version), C(cdi) true/false/null
       and C(cdi_reason)); C(files) our CDI specs and Podman drop-in (C(exists), C(variables), C(problems),
-      C(effective)); C(area) the container dump area; C(routes) how a new container gets the settings (V(cdi):
-      with the device request C(device), V(podman_default): every Podman container); C(covered) is true when at
+      C(effective)); C(area) the container dump area; C(routes) how a new container gets the settings (V(cdi)
+      with the device request C(device), V(podman_default) for every Podman container); C(covered) is true when at
       least one route works; C(processes) lists container processes that map C(libnrt.so*), with the C(runtime)
       and C(container_id) read from their cgroup and the C(env) they started with.
   returned: always
