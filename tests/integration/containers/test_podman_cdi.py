@@ -72,7 +72,9 @@ def podman_run(tmp_path, args, spec=None, conf=None):
         % (upper, work, " ".join(args), IMAGE, PROBE.replace("'", "'\\''"))
     )
     env = dict(os.environ, CONTAINERS_CONF=str(conf or os.path.abspath(BED_CONF)))
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def merged_conf(tmp_path, dropin):
@@ -150,7 +152,9 @@ def run_in(tmp_path, spec, user, script):
         % (upper, work, user, cdi_spec.DEVICE_REQUEST, IMAGE, quoted)
     )
     env = dict(os.environ, CONTAINERS_CONF=os.path.abspath(BED_CONF))
-    run = subprocess.run(["unshare", "-m", "sh", "-c", command], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", command], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     return run.returncode, run.stdout, run.stderr
 
 
