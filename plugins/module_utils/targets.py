@@ -7,7 +7,10 @@ core_dump iterates the registry to write (``plan``), core_dump_info iterates it
 to read (``read``), so a new target is one entry here plus its format module.
 Nothing here writes.
 
-Adding a target (for example a CDI spec or a containers.conf.d drop-in):
+Container targets (``cdi``, ``podman``) carry what a container gets
+(``Target.carries``), not the host's values, and are opt-in (docs/containers.md).
+
+Adding a target (for example a CRI-O drop-in):
 
 1. a format module next to the others with ``render(values)`` (None: no file) and
    ``parse(data)`` ({name: value} of our variables), and its path in ``paths.py``;

@@ -36,3 +36,25 @@ def test_hand_written_files():
     assert any("does not mount" in p for p in problems)
     for junk in (b"", b"\xff[containers]\nenv = [", b'[containers]\nenv = ["unterminated\n', b"env = 3"):
         assert containers_conf.parse(junk) == {}
+
+
+def test_mangled_files_never_raise_or_hang():
+    """Any bytes in the drop-in or the spec give a result (a seeded, bounded fuzz)."""
+    import random
+
+    from ansible_collections.neuron_ops.core_dump.plugins.module_utils import cdi_spec
+
+    rng = random.Random(1)
+    alphabet = b"[]=\"',#\n \\aenv=volumes{}:0"
+    base = containers_conf.render({LOCAL: "/x/%d-%c"}, SHARED)
+    for i in range(2000):
+        if i % 2:
+            data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        else:
+            mangled = bytearray(base)
+            for _ in range(3):
+                mangled[rng.randrange(len(mangled))] = rng.choice(alphabet)
+            data = bytes(mangled)
+        assert isinstance(containers_conf.parse(data), dict)
+        assert isinstance(containers_conf.problems(data, SHARED), list)
+        assert isinstance(cdi_spec.parse(data), dict)
