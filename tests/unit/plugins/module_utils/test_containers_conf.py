@@ -49,10 +49,10 @@ def test_mangled_files_never_raise_or_hang():
     base = containers_conf.render({LOCAL: "/x/%d-%c"}, SHARED)
     for i in range(2000):
         if i % 2:
-            data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+            data = bytes(rng.choice(alphabet) for _byte in range(rng.randint(0, 60)))
         else:
             mangled = bytearray(base)
-            for _ in range(3):
+            for _flip in range(3):
                 mangled[rng.randrange(len(mangled))] = rng.choice(alphabet)
             data = bytes(mangled)
         assert isinstance(containers_conf.parse(data), dict)
