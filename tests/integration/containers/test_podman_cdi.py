@@ -180,3 +180,44 @@ def test_what_the_shared_area_does_and_does_not_isolate(tmp_path, area):
     rc, out, err = run_in(tmp_path, spec, "0:0", "ls %s; cat %s/dt-*/secret" % (mount, mount))
     assert rc == 0, err
     assert "another container's dump" in out  # rootful root reads it: NOT isolated
+
+
+def shell_only_rootfs(tmp_path):
+    """A root file system with nothing but dash and its C library: no Python, no coreutils, no Neuron."""
+    root = tmp_path / "rootfs"
+    for directory in ("bin", "lib/x86_64-linux-gnu", "lib64", "proc", "sys", "dev", "etc", "tmp"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/dash", root / "bin" / "sh")
+    for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"):
+        shutil.copy2(library, root / library.lstrip("/"))
+    os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", root / "lib64" / "ld-linux-x86-64.so.2")
+    return root
+
+
+@pytest.mark.skipif(not os.path.exists("/lib/x86_64-linux-gnu/libc.so.6"), reason="needs an x86_64 Debian host")
+def test_an_image_without_python_gets_the_settings_and_the_mount(tmp_path, area):
+    rootfs = shell_only_rootfs(tmp_path)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    for path in (upper, work, upper / "cdi"):
+        path.mkdir(exist_ok=True)
+    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(cdi_spec.render(ON, str(area / "shared")))
+    # Shell builtins only: print both variables, find the mount, write into it.
+    probe = (
+        'echo "L=[$%s] S=[${%s-unset}]"; while read -r a b c d mnt rest; do [ "$mnt" = %s ] && echo mounted; '
+        "done < /proc/self/mountinfo; echo dump > %s/from-shell-only-image && echo wrote"
+        % (LOCAL, S3, container_area.CONTAINER_MOUNT, container_area.CONTAINER_MOUNT)
+    )
+    command = (
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && "
+        "exec podman run --rm --device %s --rootfs %s /bin/sh -c '%s'"
+        % (upper, work, cdi_spec.DEVICE_REQUEST, rootfs, probe.replace("'", "'\\''"))
+    )
+    env = dict(os.environ, CONTAINERS_CONF=os.path.abspath(BED_CONF))
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", command], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "L=[%s] S=[]" % container_area.CONTAINER_LOCAL_DIR in run.stdout
+    assert "mounted" in run.stdout and "wrote" in run.stdout
+    assert (area / "shared" / "from-shell-only-image").read_text() == "dump\n"
+    assert not list(rootfs.rglob("python*"))
