@@ -95,7 +95,7 @@ def podman_cdi(version):
     if version is None:
         return None, "version unknown"
     if version >= (4, 1):
-        return True, "Podman >= 4.1 reads CDI (cdiVersion <= 0.5.0 before Podman 4.4)"
+        return True, "Podman >= 4.1 reads CDI (Podman 4.3 reads cdiVersion <= 0.5.0)"
     return False, "Podman before 4.1 has no CDI"
 
 
