@@ -33,3 +33,15 @@ UPLOADER_CONFIG = "/etc/neuron-core-dump/config.json"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
 
 PROC_ROOT = "/proc"
+
+# Container targets (docs/containers.md). core_dump's cdi_spec_dir option picks one
+# of the two CDI spec directories; container_dump_dir moves the area.
+CDI_SPEC_DIR_ETC = "/etc/cdi"
+CDI_SPEC_DIR_RUN = "/var/run/cdi"
+CDI_SPEC_DIR = CDI_SPEC_DIR_ETC  # the one core_dump writes (cdi_spec_dir)
+CDI_SPEC_NAME = "neuron-ops.io-core-dump.json"
+CONTAINER_DUMP_AREA = "/var/lib/neuron-core-dump/containers"
+PODMAN_DROPIN = "/etc/containers/containers.conf.d/50-neuron-core-dump.conf"
+# Read (never written) by core_dump_info to tell whether each runtime reads CDI.
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"

@@ -7,7 +7,10 @@ core_dump iterates the registry to write (``plan``), core_dump_info iterates it
 to read (``read``), so a new target is one entry here plus its format module.
 Nothing here writes.
 
-Adding a target (for example a CDI spec or a containers.conf.d drop-in):
+Container targets (``cdi``, ``podman``) carry what a container gets
+(``Target.carries``), not the host's values, and are opt-in (docs/containers.md).
+
+Adding a target (for example a CRI-O drop-in):
 
 1. a format module next to the others with ``render(values)`` (None: no file) and
    ``parse(data)`` ({name: value} of our variables), and its path in ``paths.py``;
@@ -26,6 +29,9 @@ import glob
 import os
 
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (
+    cdi_spec,
+    container_area,
+    containers_conf,
     etc_environment,
     filewriter,
     paths,
@@ -37,6 +43,11 @@ ENVIRONMENT = "environment"
 PROFILE = "profile"
 SYSTEMD_MANAGER = "systemd_manager"
 UNITS = "units"
+CDI = "cdi"
+PODMAN = "podman"
+
+# Report names of the two CDI spec directories (paths.py holds the paths).
+CDI_DIRS = (("/etc/cdi", "CDI_SPEC_DIR_ETC"), ("/var/run/cdi", "CDI_SPEC_DIR_RUN"))
 
 
 class Target:
@@ -49,9 +60,15 @@ class Target:
     block is in it (such a file always exists; it counts as present when it sets
     one of our variables). ``per_unit`` targets have one file per service and are
     chosen by default only when services are given.
+
+    ``container`` targets configure containers: they carry
+    ``container_area.container_values(values)`` rather than ``values`` itself, are
+    never chosen by default (only with state=absent) and need the container dump
+    area. ``wanted(path)`` is given for a target with several candidate files of
+    which only one is written (the others are removed).
     """
 
-    def __init__(self, name, files, render, parse, has_marker=None, per_unit=False):
+    def __init__(self, name, files, render, parse, has_marker=None, per_unit=False, container=False, wanted=None):
         if not (callable(files) and callable(render) and callable(parse)):
             raise TypeError("target %s needs files, render and parse" % name)
         self.name = name
@@ -60,6 +77,12 @@ class Target:
         self.parse = parse
         self.has_marker = has_marker
         self.per_unit = per_unit
+        self.container = container
+        self.wanted = wanted
+
+    def carries(self, values):
+        """The variables this target's file holds when core_dump writes ``values``."""
+        return container_area.container_values(values) if self.container else values
 
     def presence(self, data, values):
         """(exists, managed) of one file read as ``data`` that sets ``values``."""
@@ -95,6 +118,20 @@ def _unit_files(units, removing):
     return [("unit_dropin:%s" % unit, chosen[unit]) for unit in sorted(chosen)]
 
 
+def cdi_spec_path(directory):
+    return os.path.join(directory, paths.CDI_SPEC_NAME)
+
+
+def _cdi_files(_units, _removing):
+    # Both directories always: the one chosen is written, ours in the other is removed
+    # (a second spec for the same device would shadow or be shadowed by it).
+    return [("cdi:%s" % label, cdi_spec_path(getattr(paths, name))) for label, name in CDI_DIRS]
+
+
+def _cdi_wanted(path):
+    return path == cdi_spec_path(paths.CDI_SPEC_DIR)
+
+
 REGISTRY = (
     Target(
         ENVIRONMENT,
@@ -122,14 +159,85 @@ REGISTRY = (
         lambda data, _expands: systemd_dropin.parse_unit(data),
         per_unit=True,
     ),
+    Target(
+        CDI,
+        _cdi_files,
+        lambda _before, values, _expands: cdi_spec.render(values, container_area.shared_dir()),
+        lambda data, _expands: cdi_spec.parse(data),
+        container=True,
+        wanted=_cdi_wanted,
+    ),
+    Target(
+        PODMAN,
+        _single(PODMAN, "PODMAN_DROPIN"),
+        lambda _before, values, _expands: containers_conf.render(values, container_area.shared_dir()),
+        lambda data, _expands: containers_conf.parse(data),
+        container=True,
+    ),
 )
 BY_NAME = {target.name: target for target in REGISTRY}
 ALL = tuple(BY_NAME)
 
 
+CONTAINER_TARGETS = tuple(t.name for t in REGISTRY if t.container)
+
+
+def installed_container_targets():
+    """Container targets that have one of our files on disk (found by their fixed names)."""
+    return [t.name for t in REGISTRY if t.container and any(os.path.lexists(p) for _n, p in t.files([], True))]
+
+
 def default_targets(units):
-    """Every target, except per-unit ones when no service is given."""
-    return [t.name for t in REGISTRY if units or not t.per_unit]
+    """Every host target (per-unit ones only when services are given), and the container targets already in use.
+
+    Container targets are opt-in: chosen by default only once our file exists, so
+    that enable/disable without ``targets`` keep containers in step with the host.
+    """
+    chosen = [t.name for t in REGISTRY if (units or not t.per_unit) and not t.container]
+    return chosen + installed_container_targets()
+
+
+def existing_container_settings():
+    """(cdi_spec_dir label, area path) that our files on disk use; None for what is not found."""
+    label = area = None
+    for candidate, name in CDI_DIRS:
+        data = filewriter.read_bytes(cdi_spec_path(getattr(paths, name)))
+        if data is None:
+            continue
+        label = label or candidate
+        for mount in cdi_spec.mounts(data):
+            if mount.get("containerPath") == container_area.CONTAINER_MOUNT:
+                area = area or container_area.area_of(mount.get("hostPath"))
+    for volume in containers_conf.arrays(filewriter.read_bytes(paths.PODMAN_DROPIN)).get("volumes", []):
+        source, _sep, rest = volume.partition(":")
+        if rest.split(":", 1)[0] == container_area.CONTAINER_MOUNT:
+            area = area or container_area.area_of(source)
+    return label, area
+
+
+def use_container_paths(cdi_spec_dir=None, container_dump_dir=None, derive=False):
+    """Point the container targets at core_dump's cdi_spec_dir and container_dump_dir options.
+
+    With ``derive`` (no ``targets`` given, so the container targets are chosen
+    because our files exist) the files keep the directory and area they use, so
+    a plain enable/disable does not move what the dump_env role placed.
+    Returns (cdi_spec_dir, container_dump_dir) in effect; the second is None when
+    derived from disk (it was checked when written; the disk checks still run).
+    The option values are real paths; ``paths`` may have been moved by tests,
+    so each known default maps to its (possibly moved) ``paths`` name.
+    """
+    if derive:
+        label, area = existing_container_settings()
+        if label is not None:
+            cdi_spec_dir = label
+        if area is not None:
+            paths.CONTAINER_DUMP_AREA = area
+            container_dump_dir = None
+    if cdi_spec_dir is not None:
+        paths.CDI_SPEC_DIR = {label: getattr(paths, name) for label, name in CDI_DIRS}[cdi_spec_dir]
+    if container_dump_dir is not None and container_dump_dir != "/var/lib/neuron-core-dump/containers":
+        paths.CONTAINER_DUMP_AREA = container_dump_dir
+    return cdi_spec_dir, container_dump_dir
 
 
 def plan(chosen, values, units, manager_expands_specifiers=True):
@@ -140,9 +248,39 @@ def plan(chosen, values, units, manager_expands_specifiers=True):
             continue
         for _report_name, path in target.files(units, values is None):
             before = filewriter.read_bytes(path)
-            after = target.render(before, values, manager_expands_specifiers)
+            if target.wanted is None or target.wanted(path):
+                after = target.render(before, values, manager_expands_specifiers)
+            else:
+                after = None
             changes.append(filewriter.FileChange(target.name, path, before, after))
+    if container_area.enabled(container_area.container_values(values)) and any(
+        BY_NAME[name].container for name in chosen
+    ):
+        # Before the files: a spec or drop-in that mounts a missing area stops every container it applies to.
+        changes.insert(0, container_area.AreaChange(paths.CONTAINER_DUMP_AREA))
     return changes
+
+
+def container_problems(chosen, state, cdi_spec_dir, container_dump_dir, local_dir):
+    """Why the container targets in ``chosen`` cannot be written as asked; [] when they can."""
+    chosen_container = [name for name in chosen if BY_NAME[name].container]
+    if not chosen_container:
+        return []
+    found = []
+    if state == "enabled":
+        if container_dump_dir is not None:
+            found.extend(container_area.option_problems(container_dump_dir, local_dir))
+        if not found:
+            found.extend(container_area.disk_problems(paths.CONTAINER_DUMP_AREA))
+            found.extend(container_area.writable_problems("container_dump_dir", paths.CONTAINER_DUMP_AREA))
+    if CDI in chosen_container:
+        for label, name in CDI_DIRS:
+            # The chosen directory is written; the other only when ours is there to remove.
+            if (state != "absent" and label == cdi_spec_dir) or os.path.lexists(cdi_spec_path(getattr(paths, name))):
+                found.extend(container_area.writable_problems("cdi_spec_dir", getattr(paths, name)))
+    if PODMAN in chosen_container:
+        found.extend(container_area.writable_problems("targets: podman", os.path.dirname(paths.PODMAN_DROPIN)))
+    return found
 
 
 def read(units, manager_expands_specifiers=True):

@@ -91,11 +91,17 @@ options:
       - V(profile) is C(/etc/profile.d/neuron-core-dump.sh), read by login shells.
       - V(systemd_manager) is C(DefaultEnvironment=) for every system service started afterwards.
       - V(units) is one C(Environment=) drop-in per service in O(units).
-      - The default is V(environment), V(profile) and V(systemd_manager), plus V(units) when O(units) is given.
-        With O(state=absent), the default is all four.
+      - V(cdi) is the CDI spec C(neuron-ops.io/core-dump=default) in O(cdi_spec_dir); V(podman) is
+        C(/etc/containers/containers.conf.d/50-neuron-core-dump.conf) for every new Podman container. Both give
+        containers a directory in the bind-mounted O(container_dump_dir) and an empty S3 prefix (the host uploads).
+        See C(docs/containers.md).
+      - The default is V(environment), V(profile) and V(systemd_manager), plus V(units) when O(units) is given,
+        plus V(cdi) and V(podman) when our file for them exists already (then they keep the spec directory and area
+        they use, so a plain enable or disable keeps containers in step with the host). With O(state=absent), the
+        default is all six.
     type: list
     elements: str
-    choices: [environment, profile, systemd_manager, units]
+    choices: [environment, profile, systemd_manager, units, cdi, podman]
   units:
     description:
       - Services that get their own C(Environment=) drop-in. This matters for services that reset or override the
@@ -126,6 +132,21 @@ options:
       - Skipped, with a warning, when systemd is not the running init (no C(/run/systemd/system)).
     type: bool
     default: true
+  cdi_spec_dir:
+    description:
+      - Directory of the CDI spec for the V(cdi) target. Ours in the other directory is removed.
+      - V(/var/run/cdi) does not survive a reboot.
+    type: str
+    choices: [/etc/cdi, /var/run/cdi]
+    default: /etc/cdi
+  container_dump_dir:
+    description:
+      - Host directory (mode 0711) whose C(shared) subdirectory (mode 1733) the V(cdi) and V(podman) targets
+        bind-mount into containers. Created when a container target is enabled; never removed, as it may hold dumps.
+      - Must be absolute and normalized, must not overlap the host's dump directory, must not be under a temporary
+        or virtual file system, and must not resolve through a symlink.
+    type: str
+    default: /var/lib/neuron-core-dump/containers
 attributes:
   check_mode:
     support: full
@@ -252,6 +273,8 @@ def argument_spec():
         units=dict(type="list", elements="str"),
         hook=dict(type="str", choices=["keep", "disable"], default="keep"),
         apply=dict(type="bool", default=True),
+        cdi_spec_dir=dict(type="str", choices=["/etc/cdi", "/var/run/cdi"], default="/etc/cdi"),
+        container_dump_dir=dict(type="str", default="/var/lib/neuron-core-dump/containers"),
     )
 
 
@@ -287,6 +310,10 @@ def validate(module):
         problems.append("hook: 'disable' is only allowed with state=disabled (state=%s restores the hook)" % state)
     values, found = settings.desired_values(state, params["local_dir"], params["s3_prefix"], params["allow_non_unique"])
     problems.extend(found)
+    spec_dir, area = targets.use_container_paths(
+        params["cdi_spec_dir"], params["container_dump_dir"], derive=params["targets"] is None
+    )
+    problems.extend(targets.container_problems(chosen, state, spec_dir, area, params["local_dir"]))
     if problems:
         module.fail_json(msg="invalid arguments, nothing written: " + "; ".join(problems), problems=problems)
     if state == "enabled":

@@ -55,6 +55,12 @@ options:
         values are still included.
     type: bool
     default: false
+  container_dump_dir:
+    description:
+      - The host's container dump area, as given to M(neuron_ops.core_dump.core_dump). Checked when a container
+        target is present.
+    type: str
+    default: /var/lib/neuron-core-dump/containers
   scan_processes:
     description:
       - Scan C(/proc) for processes that map C(libnrt.so*) and compare the values they started with against the
@@ -200,11 +206,25 @@ vendor:
   type: dict
   sample: {path: /opt/aws/neuron/bin/neuron-dump.distrib, present: true, sha256: 2c26b4..., package: aws-neuronx-tools,
            package_version: 2.32.28.0-1}
+containers:
+  description:
+    - Container coverage. C(runtimes) lists the container runtimes found (C(name), C(version), C(cdi) true/false/null
+      and C(cdi_reason)); C(files) our CDI specs and Podman drop-in (C(exists), C(variables), C(problems),
+      C(effective)); C(area) the container dump area; C(routes) how a new container gets the settings (V(cdi)
+      with the device request C(device), V(podman_default) for every Podman container); C(covered) is true when at
+      least one route works; C(processes) lists container processes that map C(libnrt.so*), with the C(runtime)
+      and C(container_id) read from their cgroup and the C(env) they started with.
+  returned: always
+  type: dict
+  sample: {covered: true, routes: [cdi], device: neuron-ops.io/core-dump=default, cdi_runtimes: [podman],
+           runtimes: [{name: podman, version: 4.3.1, cdi: true}], processes: []}
 restart_required:
   description:
     - Running processes that map C(libnrt.so*) and started with values that differ from what a new process in the
-      same context would get. Each entry has C(pid), C(comm), C(unit), C(context) and C(differs), a list of
-      C(variable), C(process) and C(current). C(comm) and the values are escaped by the rule in the notes.
+      same context would get. Container processes are compared with what our CDI spec or drop-in gives a new
+      container now (context C(container:<id>)). Each entry has C(pid), C(comm), C(unit), C(context) and
+      C(differs), a list of C(variable), C(process) and C(current). C(comm) and the values are escaped by the
+      rule in the notes.
   returned: always
   type: list
   elements: dict
@@ -265,6 +285,9 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # noqa: E402
+    container_area,
+    container_coverage,
+    container_runtimes,
     contexts,
     contract,
     drift,
@@ -325,6 +348,8 @@ def read_targets(units, expands, hook_ok):
     """What each managed file sets, as a list of target reports (one per file of the registry)."""
     found = []
     for target, name, path, data, values in targets.read(units, expands):
+        if target.container:
+            continue  # reported under "containers": they carry other values on purpose
         variables = _variables(values)
         exists, managed = target.presence(data, values)
         found.append(
@@ -411,9 +436,8 @@ def context_for_process(proc, ctx_by_name):
     return "login_shell" if ctx_by_name.get("login_shell", {}).get("available") else "pam_session"
 
 
-def check_processes(ctx_list):
+def check_processes(ctx_list, procs, stats):
     ctx_by_name = {c["name"]: c for c in ctx_list}
-    procs, stats = procscan.scan()
     stats["foreign_namespace"] = []
     restart = []
     for proc in procs:
@@ -515,6 +539,7 @@ def main():
             expect=dict(type="str", choices=["enabled", "disabled"]),
             fail_on_drift=dict(type="bool", default=False),
             scan_processes=dict(type="bool", default=True),
+            container_dump_dir=dict(type="str", default="/var/lib/neuron-core-dump/containers"),
             s3_probe=dict(type="bool", default=False),
             fail_on_s3_probe=dict(type="bool", default=False),
         ),
@@ -522,6 +547,7 @@ def main():
     )
     params = module.params
     problems = [p for name in params["units"] or [] for p in unit_names.problems(name)]
+    problems.extend(container_area.option_problems(params["container_dump_dir"]))
     if problems:
         module.fail_json(msg=escaping.name("; ".join(problems)))
     units = []
@@ -568,8 +594,15 @@ def main():
             "manager_expands_specifiers": systemd.expands,
         },
     }
+    procs, stats = procscan.scan() if params["scan_processes"] else ([], None)
     if params["scan_processes"]:
-        result["restart_required"], result["processes"] = check_processes(ctx_list)
+        result["restart_required"], result["processes"] = check_processes(ctx_list, procs, stats)
+    targets.use_container_paths(container_dump_dir=params["container_dump_dir"])
+    result["containers"], container_findings, container_restart = container_coverage.report(
+        container_runtimes.detect(module), procs, params["expect"]
+    )
+    findings.extend(container_findings)
+    result["restart_required"].extend(container_restart)
 
     if params["s3_probe"]:
         prefixes = sorted(

@@ -51,10 +51,21 @@ def _storage_totals(result) -> dict:
     return totals
 
 
+def _containers(result) -> str:
+    """covered / not covered / no runtime / unknown (a result from before container coverage)."""
+    section = (result or {}).get("containers")
+    if not isinstance(section, dict):
+        return "unknown"
+    if section.get("covered"):
+        return "covered"
+    return "not covered" if section.get("runtimes") else "no runtime"
+
+
 def build_report(results: dict, expect: str | None = None) -> dict:
     """Aggregate per-host results into counts, drift, restarts and pending uploads."""
     results = printable(results)
     by_state: dict = {}
+    containers: dict = {}
     hosts = {}
     drifting = []
     restarts = []
@@ -63,6 +74,8 @@ def build_report(results: dict, expect: str | None = None) -> dict:
         result = results[host]
         state = _host_state(result)
         by_state[state] = by_state.get(state, 0) + 1
+        coverage = _containers(result)
+        containers[coverage] = containers.get(coverage, 0) + 1
         findings = list((result or {}).get("drift") or [])
         if result is None:
             findings.append({"where": "host", "reason": "no core_dump_info result (unreachable or failed earlier)"})
@@ -83,11 +96,13 @@ def build_report(results: dict, expect: str | None = None) -> dict:
             "drift": len(findings),
             "restart_required": len((result or {}).get("restart_required") or []),
             "storage": _storage_totals(result),
+            "containers": coverage,
         }
     return {
         "expect": expect,
         "host_count": len(results),
         "by_state": by_state,
+        "container_coverage": containers,
         "drifting_hosts": drifting,
         "restart_required": restarts,
         "pending_uploads": pending,
@@ -105,6 +120,8 @@ def summary_lines(report: dict) -> list:
         "drifting hosts: %d" % len(report["drifting_hosts"]),
         "processes to restart: %d" % len(report["restart_required"]),
         "hosts with pending uploads: %d" % len(report["pending_uploads"]),
+        "container coverage: %s"
+        % (", ".join("%s %d" % item for item in sorted(report.get("container_coverage", {}).items())) or "none"),
     ]
     for entry in report["drifting_hosts"][:10]:
         lines.append("  %s: %s" % (entry["host"], "; ".join(f["reason"] for f in entry["findings"])[:160]))
@@ -163,6 +180,7 @@ def render_markdown(report: dict) -> str:
             info["drift"],
             info["restart_required"],
             "%d (%d bytes)" % (info["storage"]["count"], info["storage"]["bytes"]),
+            info.get("containers", "unknown"),
         )
         for host, info in sorted(report["hosts"].items())
     ]
@@ -171,6 +189,8 @@ def render_markdown(report: dict) -> str:
         out += ["Expected state: **%s**" % report["expect"], ""]
     out += ["## Hosts by effective state", ""]
     out += _table(["state", "hosts"], sorted(report["by_state"].items()))
+    out += ["", "## Container coverage", ""]
+    out += _table(["containers", "hosts"], sorted(report.get("container_coverage", {}).items()))
     out += ["", "## Drifting hosts (%d)" % len(report["drifting_hosts"]), ""]
     out += _table(["host", "where", "why"], drift_rows)
     out += ["", "## Processes that need a restart (%d)" % len(restart_rows), ""]
@@ -178,5 +198,5 @@ def render_markdown(report: dict) -> str:
     out += ["", "## Pending uploads (%d hosts)" % len(pending_rows), ""]
     out += _table(["host", "spool", "pending dumps", "uploader", "last error"], pending_rows)
     out += ["", "## All hosts", ""]
-    out += _table(["host", "state", "hook", "drift", "restarts", "local dumps"], host_rows)
+    out += _table(["host", "state", "hook", "drift", "restarts", "local dumps", "containers"], host_rows)
     return "\n".join(out) + "\n"

@@ -13,7 +13,7 @@ def test_default_targets():
 
 
 def test_plan_paths(host):
-    changes = targets.plan(list(targets.ALL), OFF, ["a.service"])
+    changes = targets.plan(targets.default_targets(["a.service"]), OFF, ["a.service"])
     assert [(c.target, c.path) for c in changes] == [
         ("environment", paths.ETC_ENVIRONMENT),
         ("profile", paths.PROFILE_SCRIPT),
@@ -52,8 +52,10 @@ def test_every_target_parses_its_own_rendering(host, target, expands, values):
     for _name, path in files:
         before = b'PATH="/usr/bin"\n' if target.has_marker else None
         rendered = target.render(before, values, expands)
+        if target.wanted is not None and not target.wanted(path):
+            continue  # a candidate file core_dump only removes
         assert isinstance(rendered, bytes)
-        assert target.parse(rendered, expands) == values
+        assert target.parse(rendered, expands) == target.carries(values)
         assert target.presence(rendered, values) == (True, True)
         removed = target.render(rendered, None, expands)
         assert removed is None or target.parse(removed, expands) == {}
@@ -67,9 +69,9 @@ def test_registry_is_the_one_list_of_targets():
 
 
 def test_read_returns_what_plan_wrote(host):
-    for change in targets.plan(list(targets.ALL), ODD, ["a.service"]):
+    for change in targets.plan(targets.default_targets(["a.service"]), ODD, ["a.service"]):
         change.apply()
-    found = targets.read(["a.service"])
+    found = [entry for entry in targets.read(["a.service"]) if not entry[0].container]
     assert [name for _t, name, _p, _d, _v in found] == [
         "environment",
         "profile",
