@@ -1,0 +1,92 @@
+"""Fixtures shared by the artefact tests: the built tarball and small cached venvs.
+
+The extra venvs (ansible-core alone; ansible-builder) are cached like the Makefile's main
+venv: keyed by the lock's hash and what they hold, under ~/.cache/neuron-core-dump/, built
+once under a file lock and pinned by the lock (nothing floats).
+"""
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOCK_FILE = os.path.join(REPO_ROOT, "requirements", "requirements.txt")
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "neuron-core-dump")
+
+
+def lock_pin(name: str) -> str:
+    """The exact ``name==version`` line of the lock."""
+    with open(LOCK_FILE, encoding="utf-8") as handle:
+        for line in handle:
+            if line.split("==")[0].strip().lower() == name.lower():
+                return line.split("#")[0].split(";")[0].strip()
+    raise LookupError("%s is not pinned in %s" % (name, LOCK_FILE))
+
+
+def cached_venv(label: str, requirements: list) -> str:
+    """Path of a venv holding exactly ``requirements`` (pins), creating it when missing."""
+    with open(LOCK_FILE, "rb") as handle:
+        digest = hashlib.sha256(handle.read() + "\n".join(requirements).encode()).hexdigest()[:16]
+    path = os.path.join(CACHE, "%s-%s" % (label, digest))
+    stamp = os.path.join(path, ".complete")
+    if os.path.exists(stamp):
+        return path
+    os.makedirs(CACHE, exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(stamp):
+            subprocess.run(["rm", "-rf", path], check=True)
+            subprocess.run([sys.executable, "-m", "venv", path], check=True)
+            subprocess.run(
+                [
+                    os.path.join(path, "bin", "pip"),
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-c",
+                    LOCK_FILE,
+                    *requirements,
+                ],
+                check=True,
+            )
+            open(stamp, "w").close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def core_only_venv():
+    """A venv with the pinned ansible-core alone: no ``ansible`` package, no bundled collections."""
+    return cached_venv("core-only", [lock_pin("ansible-core")])
+
+
+@pytest.fixture(scope="session")
+def collection_tarball(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        ["ansible-galaxy", "collection", "build", "--output-path", str(out), REPO_ROOT],
+        check=True,
+        capture_output=True,
+    )
+    (tarball,) = out.glob("neuron_ops-core_dump-*.tar.gz")
+    return tarball
+
+
+@pytest.fixture(scope="session")
+def core_only_env(core_only_venv):
+    """Environment factory: ansible-core alone, and only ``collections_path`` provides collections."""
+    return lambda collections_path: _core_only_env(core_only_venv, collections_path)
+
+
+def _core_only_env(venv, collections_path):
+    # Nothing inherited may point ansible at other collections or configuration.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env.update(
+        PATH=os.path.join(venv, "bin") + os.pathsep + env["PATH"],
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+    )
+    return env
