@@ -8,8 +8,11 @@ once under a file lock and pinned by the lock (nothing floats).
 import fcntl
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -90,3 +93,29 @@ def _core_only_env(venv, collections_path):
         ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def moto_ec2(tmp_path_factory):
+    """A moto server of our own on a free loopback port: the EC2 API the inventory reads."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("moto_server did not start: %s" % log.read_text())
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

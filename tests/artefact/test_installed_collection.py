@@ -123,3 +123,11 @@ def test_the_tarball_carries_no_test_or_bed_files(collection_tarball):
     names = subprocess.run(["tar", "-tzf", str(collection_tarball)], capture_output=True, text=True, check=True)
     bad = [n for n in names.stdout.split() if re.match(r"(tests|molecule|\.bed|bench|demo)/", n)]
     assert not bad
+
+
+def test_the_tarball_ships_the_fleet_inventory(collection_tarball):
+    """Deliberately included: users start from these files (docs/fleet.md)."""
+    names = subprocess.run(["tar", "-tzf", str(collection_tarball)], capture_output=True, text=True, check=True)
+    shipped = set(names.stdout.split())
+    for name in ("inventory/aws_ec2.yml", "inventory/ssm/aws_ec2.yml", "inventory/ssm/group_vars/aws_ec2.yml"):
+        assert name in shipped, name
