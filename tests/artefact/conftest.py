@@ -7,6 +7,7 @@ once under a file lock and pinned by the lock (nothing floats).
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -119,3 +120,25 @@ def moto_ec2(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def bundled_collections():
+    """Directory holding ``ansible_collections`` of the ``ansible`` package in the main venv."""
+    spec = importlib.util.find_spec("ansible_collections")
+    for base in spec.submodule_search_locations:
+        if os.path.isdir(os.path.join(base, "community")):  # not the checkout's own link
+            return os.path.dirname(base)
+    pytest.fail("the ansible package is not installed in this venv")
+
+
+@pytest.fixture(scope="session")
+def builder_venv():
+    """ansible-builder, pinned here until it joins requirements/ (it is not in the lock yet)."""
+    return cached_venv("ansible-builder", ["ansible-builder==3.2.0"])
+
+
+@pytest.fixture(scope="session")
+def pinned():
+    """The lock's ``name==version`` for a package name."""
+    return lock_pin
