@@ -298,13 +298,15 @@ def sizes(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 bench/fleet_bench.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 bench/fleet_bench.py", description=__doc__.split("\n\n", maxsplit=1)[0]
+    )
     parser.add_argument("--sizes", type=sizes, default=[5, 10, 20], help="host counts for ping/verify/... (5,10,20)")
     parser.add_argument("--site-sizes", type=sizes, default=[1, 10], help="host counts for site.yml (1,10)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="Markdown to update ('-' = stdout)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    count = max(max(args.sizes), sum(args.site_sizes))
+    count = max(*args.sizes, sum(args.site_sizes))
     started = time.monotonic()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="ncd-fleet-bench-") as tmp:

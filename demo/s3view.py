@@ -78,7 +78,7 @@ def show(s3, args):
     problems = [] if fresh else ["no new object"]
     by_dir = {}
     for key, size in fresh.items():
-        directory, _, name = key.rpartition("/")
+        directory, _sep, name = key.rpartition("/")
         by_dir.setdefault(directory, {})[name] = size
     for directory, objects in sorted(by_dir.items()):
         print("s3://%s/%s/" % (args.bucket, directory))

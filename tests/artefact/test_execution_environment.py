@@ -58,7 +58,7 @@ def test_definition_follows_the_collection(definition, collection_tarball, pinne
 
 
 def test_context_has_the_containerfile_and_the_collection(context, collection_tarball):
-    path, _ = context
+    path = context[0]
     containerfile = (path / "Containerfile").read_text()
     assert "ansible-core==2.19.14" in containerfile
     assert "session-manager-plugin" in containerfile

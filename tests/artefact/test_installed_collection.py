@@ -55,13 +55,13 @@ def installed(tmp_path_factory, collection_tarball, core_only_env):
 
 
 def run(argv, env, **kwargs):
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, **kwargs)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, **kwargs)
     assert result.returncode == 0, "%s failed:\n%s\n%s" % (argv, result.stdout, result.stderr)
     return result.stdout
 
 
 def test_the_venv_has_ansible_core_alone(installed):
-    _, env = installed
+    env = installed[1]
     out = run(["python", "-c", "import importlib.util as u; print(u.find_spec('ansible_collections'))"], env)
     assert out.strip() == "None", "the core-only venv must not hold the ansible package"
 
@@ -79,7 +79,7 @@ def test_every_module_the_installed_content_calls_resolves(installed):
     root = path / "ansible_collections" / "neuron_ops" / "core_dump"
     used = set()
     for sub in ("roles", "playbooks"):
-        for dirpath, _, files in os.walk(root / sub):
+        for dirpath, _dirs, files in os.walk(root / sub):
             for name in files:
                 if name.endswith((".yml", ".yaml")) and "/meta" not in dirpath:
                     with open(os.path.join(dirpath, name), encoding="utf-8") as handle:
@@ -93,13 +93,13 @@ def test_every_module_the_installed_content_calls_resolves(installed):
 
 @pytest.mark.parametrize("playbook", ["site", "enable", "disable", "verify"])
 def test_playbooks_parse_from_the_installed_copy(installed, playbook):
-    _, env = installed
+    env = installed[1]
     run(["ansible-playbook", "--syntax-check", "-i", "localhost,", "neuron_ops.core_dump.%s" % playbook], env)
 
 
 def test_verify_runs_from_the_installed_copy(installed, tmp_path):
     """core_dump_info (read-only), its module_utils and the fleet report filters, on this machine."""
-    _, env = installed
+    env = installed[1]
     run(
         [
             "ansible-playbook",
