@@ -30,6 +30,8 @@ import tempfile
 import time
 
 from common import REPO_ROOT, BenchError, find_tool, hook_interpreter, write_random_file
+from fleet_bench import keep_section
+from fleet_bench import main as fleet_main
 from hook_bench import (
     CALLS_PER_RUN,
     NAIVE_DUMP_BYTES,
@@ -59,6 +61,7 @@ def parse_args(argv):
         help="where to write the Markdown ('-' = stdout; default %s, or stdout with --quick)" % "docs/benchmarks.md",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, scratch installs) to debug")
+    parser.add_argument("--fleet", action="store_true", help="also run bench/fleet_bench.py (containers; 30+ min)")
     return parser.parse_args(argv)
 
 
@@ -173,11 +176,13 @@ def main(argv=None):
         "seconds": seconds,
         "load_end": os.getloadavg(),
     }
-    write_output(render(facts, meta, blocking, naive, throughput), output)
+    write_output(keep_section(render(facts, meta, blocking, naive, throughput), output), output)
     for line in summary_lines(blocking, naive, throughput):
         progress(line)
     if seconds > TIME_LIMIT_SECONDS:
         progress("note: the run took %.0f s, more than the %d s it should" % (seconds, TIME_LIMIT_SECONDS))
+    if args.fleet:
+        return fleet_main(["--output", output])
     return 0
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Run every test stage (or the ones named: lint sanity unit molecule), starting the bed's
+# Run every test stage (or the ones named: lint sanity artefact unit molecule), starting the bed's
 # servers first and stopping every server and container it started, whatever happens.
 # Called by `make test` with the venv on PATH and CONTAINERS_CONF set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 stages=("$@")
-((${#stages[@]})) || stages=(lint sanity unit molecule)
+((${#stages[@]})) || stages=(lint sanity artefact unit molecule)
 failed=()
 passed=()
 
@@ -60,6 +60,13 @@ sanity() {
   (cd "$dest" && ansible-test sanity --venv --python 3.11 --color no)
 }
 
+artefact() {
+  # What users install and run: the built collection with its declared dependencies under
+  # ansible-core alone, the changelog, the fleet inventory against a local EC2 API (moto),
+  # the execution environment definition and the policies shipped in docs/.
+  python3 -m pytest -q -p no:cacheprovider tests/artefact
+}
+
 unit() {
   python3 -m pytest -q -p no:cacheprovider tests/unit tests/integration
 }
@@ -109,6 +116,7 @@ for s in "${stages[@]}"; do
   case $s in
     lint) stage lint lint ;;
     sanity) stage sanity sanity ;;
+    artefact) stage artefact artefact ;;
     unit) stage "unit and integration" unit ;;
     molecule) stage molecule molecule_all ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
