@@ -56,10 +56,14 @@ def _parser(default_config):
 
 
 def _emit(args, data, human_text):
+    from .keys import clean, clean_text
+
+    # file and dir names are the users': any bytes at all. Escaped here, so no name can make
+    # an output fail or a strict JSON reader (Ansible refuses surrogates) reject it.
     if args.json:
-        sys.stdout.write(fastjson.dumps(data, indent=2) + "\n")
+        sys.stdout.write(fastjson.dumps(clean(data), indent=2) + "\n")
     elif human_text:
-        sys.stdout.write(human_text + "\n")
+        sys.stdout.write(clean_text(human_text) + "\n")
 
 
 def _load_config(args):
