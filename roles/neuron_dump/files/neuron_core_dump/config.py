@@ -111,9 +111,10 @@ Top level
     ``multipart_chunk_bytes`` (int >= 5 MiB; default 8 MiB; raised automatically so a
         file never needs more than 10,000 parts)
     ``max_concurrency`` (int 1..64; default 10) parallel requests (files and parts).
-    ``max_attempts`` (int 1..20; default 5) attempts per request (exponential
-        backoff with full jitter between them).
+    ``max_attempts`` (int 1..20; default 5) attempts per request (botocore's
+        ``standard`` retry mode: exponential backoff with jitter, transient errors only).
     ``retry_base_seconds`` (number > 0; default 0.5), ``retry_max_seconds`` (default 20)
+        accepted for compatibility and unused: botocore's standard mode sets the backoff.
     ``connect_timeout_seconds`` (default 5), ``read_timeout_seconds`` (default 60)
     ``conditional_put`` (bool; default true) use ``IfNoneMatch="*"`` for a file's first
         upload where botocore supports it, so racing uploaders cannot both write it.

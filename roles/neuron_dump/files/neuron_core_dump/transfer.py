@@ -92,8 +92,11 @@ class Transfer:
         if self.abort_reason is not None:
             raise Aborted("not tried: %s" % self.abort_reason)
 
-    def send(self, dump_fd, name, target, known, pending, progress):
-        """Upload ``name`` (a file of the dump dir open as ``dump_fd``). Returns a FileResult."""
+    def send(self, dump_fd, name, target, known, pending, progress, ours=False):
+        """Upload ``name`` (a file of the dump dir open as ``dump_fd``). Returns a FileResult.
+
+        ``ours``: the uploader wrote this file itself (extra capture), so root may own it.
+        """
         self.check_abort()
         try:
             fd, info = fsutil.open_regular(dump_fd, name)
@@ -106,7 +109,7 @@ class Transfer:
         try:
             if info.st_nlink != 1:
                 raise Skip("has %d hard links" % info.st_nlink)
-            if target.uid not in (0, info.st_uid):
+            if target.uid != info.st_uid and target.uid != 0 and not (ours and info.st_uid == 0):
                 raise Skip("owned by uid %d, not the dump's uid %d" % (info.st_uid, target.uid))
             own_key = known.get("key") if known else None
             if info.st_size >= self.config["multipart_threshold_bytes"]:

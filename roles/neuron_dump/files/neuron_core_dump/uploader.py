@@ -548,9 +548,17 @@ class Uploader:
         files, parts = pools
         sender = transfer.Transfer(self.client(), self.config["s3"], self.logger, parts)
         futures = {}
+        own = progress.own_files()
         for name in names:
             futures[name] = files.submit(
-                sender.send, dump_fd, name, target, progress.known(name), progress.pending_multipart(name), progress
+                sender.send,
+                dump_fd,
+                name,
+                target,
+                progress.known(name),
+                progress.pending_multipart(name),
+                progress,
+                name in own,
             )
         for name, future in futures.items():
             try:
