@@ -87,7 +87,7 @@ def _storage(config, saved):
         try:
             fd = fsutil.walk(root)
         except OSError:
-            counts.append(0)
+            counts.append(None)  # missing
             continue
         try:
             counts.append(len(os.listdir(fd)))
@@ -96,15 +96,20 @@ def _storage(config, saved):
         finally:
             os.close(fd)
     snapshot = saved.get("storage")
-    if sum(counts) > EXACT_LIMIT and isinstance(snapshot, dict):
+    if sum(c or 0 for c in counts) > EXACT_LIMIT:
+        if not isinstance(snapshot, dict):  # gc has not measured yet: counts and free space only
+            snapshot = {"bytes": 0, "roots": [], "at": None}
         roots = []
         for root, count in zip(config["dump_roots"], counts):
             known = next((r for r in snapshot.get("roots", []) if r.get("path") == root), {})
-            roots.append(dict(known, path=root, count=count, free_bytes=_free(root)))
+            item = {"bytes": 0}
+            item.update(known)
+            item.update({"path": root, "exists": count is not None, "count": count or 0, "free_bytes": _free(root)})
+            roots.append(item)
         free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
         return {
             "bytes": int(snapshot.get("bytes") or 0),
-            "count": sum(counts),
+            "count": sum(c or 0 for c in counts),
             "free_bytes": min(free_values) if free_values else 0,
             "roots": roots,
             "measured_at": snapshot.get("at"),
