@@ -5,8 +5,10 @@ Flood (per repeat, a fresh scratch install and bucket prefix): one user calls th
 S3 prefix; ``VICTIM_DELAY_SECONDS`` after the flood starts a second user's 2 x 2 dump fails
 (2 ranks x (2 per-core calls + 1 ``--runtime-generated`` call) into one dir). An uploader
 "service" runs ``neuron-core-dump upload --wait`` whenever the spool has entries and none
-is running, as the systemd path unit does. Measured: the victim's latency (from its last
-hook call returning to its manifest being in S3, polled every 50 ms), and the wall time of
+is running, as the systemd path unit does (at nice 0; one extra repeat at nice 10, the
+service unit's ``Nice=``, shows what CPU starvation by the flood does to it). Measured: the
+victim's latency (from its last hook call returning until its manifest, written last, is in
+S3 and names every file of its dir; polled every 50 ms), and the wall time of
 ``neuron-core-dump status --json`` (a whole process) every 0.5 s throughout.
 
 As root (this machine) the two users are real separate uids (``os.setuid`` in the hook's
@@ -73,9 +75,10 @@ def _run_hook(argv, env, uid):
 class UploaderService:
     """``upload --wait`` whenever the spool has entries and none runs (what the path unit does)."""
 
-    def __init__(self, install, env):
+    def __init__(self, install, env, nice):
         self.install = install
         self.env = env
+        self.nice = nice
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.proc = None
@@ -103,6 +106,7 @@ class UploaderService:
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                preexec_fn=lambda: os.nice(self.nice),
             )
             out, err = self.proc.communicate()
             if self.proc.returncode not in (0, -9) and not self.stop.is_set():
@@ -146,7 +150,19 @@ def _open_for_users(install, tmp):
         path = os.path.dirname(path)
 
 
-def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_users, calls):
+def _victim_complete(s3, bucket, key_root, victim_dir):
+    """The victim's manifest is in S3 and lists every file now in its dump dir."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="%s/victim/" % key_root).get("Contents", [])
+    local = {name for name in os.listdir(victim_dir) if not name.startswith(".")}
+    for item in listed:
+        if item["Key"].endswith("-manifest.json"):
+            manifest = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            if {f["name"] for f in manifest["files"]} >= local:
+                return True
+    return False
+
+
+def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_users, calls, nice=0):
     install = ScratchInstall(os.path.join(tmp, "flood-%d" % index), hook_python, cli_python, s3_endpoint=moto.url)
     # the product's defaults for what this measures (the scratch install sets settle 0 for benchmark 3)
     install.config["uploader"]["settle_seconds"] = 2
@@ -160,8 +176,8 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
     key_root = "flood-%d" % index
     victim_dir = os.path.join(install.dumps, "dt-victim-cid-0")
     victim_prefix = "s3://%s/%s/victim" % (bucket, key_root)
-    result = {"calls": calls}
-    with UploaderService(install, env) as service, StatusProbe(install, env) as status:
+    result = {"calls": calls, "nice": nice}
+    with UploaderService(install, env, nice) as service, StatusProbe(install, env) as status:
         started = time.monotonic()
 
         def flood_call(number):
@@ -187,9 +203,8 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
             flood = [pool.submit(flood_call, number) for number in range(calls)]
             failed_at = victim_future.result()
             while time.monotonic() - failed_at < VICTIM_DEADLINE_SECONDS:
-                listed = s3.list_objects_v2(Bucket=bucket, Prefix="%s/victim/" % key_root).get("Contents", [])
-                if any(item["Key"].endswith("-manifest.json") for item in listed):
-                    break  # the manifest is written last: the whole dump is there
+                if _victim_complete(s3, bucket, key_root, victim_dir):
+                    break  # the manifest is written last and names every file: the whole dump is there
                 time.sleep(0.05)
             result["victim_seconds"] = time.monotonic() - failed_at
             for future in flood:
@@ -279,6 +294,8 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
             "4/4 flood repeat %d of %d: %d hook calls, %d in parallel" % (index + 1, repeats, calls, FLOOD_PARALLEL)
         )
         runs.append(flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_users, calls))
+    progress("4/4 one more flood with the uploader at nice 10 (the service unit's Nice=)")
+    niced = flood_once(tmp, repeats, hook_python, cli_python, moto, s3, bucket, home, two_users, calls, nice=10)
     progress("4/4 drain rate: %d dumps of %d files" % (DRAIN_DUMPS, len(DRAIN_FILE_SIZES)))
     drained = drain(tmp, hook_python, cli_python, moto, s3, bucket, home)
     status_ms = [value for run in runs for value in run["status_ms"]]
@@ -293,4 +310,5 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
         "status_samples": len(status_ms),
         "status_unhealthy": sum(run["status_unhealthy"] for run in runs),
         "drain": drained,
+        "niced": niced,
     }

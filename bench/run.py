@@ -140,7 +140,7 @@ def run_all(tmp, sizes, flood_repeats, quick=False):
         naive = run_naive(tmp, hook_python, moto, s3, naive_runs)
         throughput = run_throughput(tmp, hook_python, moto, s3, upload_rounds)
         flood = bench_flood(
-            tmp, hook_python, sys.executable, moto, s3, flood_repeats, os.path.join(tmp, "home"), progress
+            tmp, hook_python, sys.executable, moto, s3, flood_repeats, os.path.join(tmp, "home"), progress, quick
         )
     return facts, blocking, naive, throughput, flood
 

@@ -29,9 +29,10 @@ Text (:func:`display`, :func:`clean`)
     exact bytes too (``name_b64``) whenever the display differs from them.
 """
 
-import base64
-import hashlib
 import os
+
+# base64 and hashlib are imported where used: ``status`` imports this module for clean()
+# and answers in a few tens of milliseconds, OpenSSL's start-up included otherwise
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~+=,@")
 MAX_KEY_BYTES = 1024
@@ -72,6 +73,8 @@ def object_key(key_prefix, name, suffix=""):
     key = head + encoded + suffix
     if len(key.encode("ascii")) <= MAX_KEY_BYTES:
         return key
+    import hashlib
+
     tail = MARKER + "n" + hashlib.sha256(raw).hexdigest()[:TRUNCATED_HASH_CHARS] + suffix
     room = MAX_KEY_BYTES - len(head) - len(tail)
     if room < MIN_NAME_ROOM:
@@ -131,5 +134,7 @@ def describe(name):
     shown = display(raw)
     fields = {"name": shown}
     if shown.encode("utf-8") != raw:
+        import base64
+
         fields["name_b64"] = base64.b64encode(raw).decode("ascii")
     return fields

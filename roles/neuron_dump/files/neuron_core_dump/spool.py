@@ -144,6 +144,7 @@ class Spool:
         return any(not name.startswith(".") for name in os.listdir(self.incoming_fd))
 
     def claim(self, logger):
+        """Claim complete incoming entries; returns {queue name: trusted entry} of those claimed now."""
         return _claim_incoming(self.incoming_fd, self.queue_fd, logger)
 
     def entries(self, logger):
@@ -218,7 +219,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
     import time
 
-    claimed = []
+    claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
             continue  # a hook is still writing it (stale ones are removed by gc)
@@ -251,7 +252,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
             }
             final = name if name.endswith(".json") and len(name) < 200 else fsutil.unique_suffix() + ".json"
             fsutil.replace_file(queue_fd, final, fastjson.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
-            claimed.append(final)
+            claimed[final] = queued
         except (ValueError, OSError) as exc:
             logger.warning("rejected spool entry %r: %s" % (name, exc))
         finally:

@@ -17,7 +17,6 @@ dir path, so any path maps to a fixed-length, safe file name.
 """
 
 import errno
-import hashlib
 import os
 import time
 
@@ -46,6 +45,8 @@ def _check_private(fd, what, allow_read=False):
 
 
 def dump_key(dump_dir):
+    import hashlib  # not at the top: ``status`` reads state without it
+
     return hashlib.sha256(dump_dir.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 

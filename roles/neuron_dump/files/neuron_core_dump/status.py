@@ -18,12 +18,10 @@ wait); dumps refused by policy or by S3 (bucket missing) and dumps held by the p
 limits are counted and listed, and leave the host healthy.
 """
 
-import importlib.util
 import os
 import time
 
 from . import config as config_mod
-from . import dumps as dumps_mod
 from . import fsutil, keys, spool, state
 
 # below this many spool entries (and dumps) status reads them itself for exact numbers;
@@ -114,6 +112,8 @@ def _storage(config, saved):
             "roots": roots,
             "measured_at": snapshot.get("at"),
         }
+    from . import dumps as dumps_mod  # only for a walk of few dumps
+
     all_dumps, roots = dumps_mod.scan(config, with_state=False)
     free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
     return {
@@ -137,7 +137,7 @@ def _uploader_health(config, config_error, saved, incoming_count, queue_count, p
     problems = []
     if config_error:
         problems.append("config invalid: %s" % config_error)
-    if importlib.util.find_spec("boto3") is None:
+    if not _boto3_installed():
         problems.append("boto3 is not importable by this python")
     if incoming_count < 0:
         problems.append("spool not readable (run as root for full status)")
@@ -164,6 +164,17 @@ def _uploader_health(config, config_error, saved, incoming_count, queue_count, p
             % (int(saved["refused"].get("total") or 0), refused[-1].get("reason", "")[:300])
         )
     return True, "ok" + ("; " + "; ".join(notes) if notes else "")
+
+
+def _boto3_installed():
+    """Whether ``import boto3`` would find it (a path check: importlib.util costs more than status itself)."""
+    import sys
+
+    return any(
+        os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py"))
+        for entry in sys.path
+        if isinstance(entry, str)
+    )
 
 
 def _not_running_for(config, saved):

@@ -12,7 +12,9 @@ One pass:
 3. schedule fairly: per uid oldest first, at most ``max_pending_dumps_per_uid`` dumps
    of a uid per pass and none of a uid past ``max_bytes_per_uid_per_hour`` (the rest
    is *held*: left queued, counted, resumed by a later pass), interleaved round-robin
-   across uids, worked on by ``max_parallel_dumps`` threads;
+   across uids, worked on by ``max_parallel_dumps`` threads; entries that arrive
+   during the pass are claimed whenever a dump finishes, and a uid with nothing
+   waiting goes first, so a flood's pass never delays another user's dump;
 4. per dump dir, under an exclusive ``flock``: check the policy (allowed buckets,
    key prefixes, uids, groups), open the dir without following symlinks (only below
    a dump root, owner must match), run the extra capture once (rate-limited per
@@ -39,6 +41,7 @@ HeadBucket probe per attempt, so a dead endpoint is not hammered), so uploads re
 within that long after an outage ends.
 """
 
+import collections
 import grp
 import hashlib
 import os
@@ -46,7 +49,7 @@ import pwd
 import stat
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from . import capture, fastjson, fsutil, hostinfo, keys, log, s3, spool, state, transfer
 from .progress import DumpProgress
@@ -139,6 +142,7 @@ class Uploader:
         self._client_lock = threading.Lock()
         self._instance_id = None
         self._users = {}
+        self._carried = False  # entries claimed during a pass for a dump already worked on in it
 
     def close(self):
         self.store.close()
@@ -224,11 +228,14 @@ class Uploader:
         delay = 1.0
         while True:
             this_pass = RunResult()
+            self._carried = False
             self._one_pass(queue, this_pass, wait_for_all)
             _merge(result, this_pass)
             self._record_status(this_pass, queue)
             if not wait_for_all:
                 return
+            if self._carried:
+                continue  # more calls arrived for a dump of this pass: upload what they added
             if this_pass.held and (this_pass.groups_done or this_pass.local_only or this_pass.refused):
                 continue  # the per-uid limits let the next dumps through now
             if not this_pass.remote_failures or time.monotonic() >= retry_until:
@@ -255,20 +262,48 @@ class Uploader:
         for name, queued in entries.items():
             key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
             groups.setdefault(key, _Group(*key)).add(name, queued)
-        scheduled = self._schedule(list(groups.values()), result)
-        if not scheduled:
+        pending = collections.deque(self._schedule(list(groups.values()), result))
+        if not pending:
             return
         settings = self.config["uploader"]
         workers = self.config["s3"]["max_concurrency"]
+        started = set(groups)  # keys of this pass: later entries for them wait for the next pass
         with ThreadPoolExecutor(max_workers=workers) as files, ThreadPoolExecutor(max_workers=workers) as parts:
             pools = (files, parts)
             with ThreadPoolExecutor(max_workers=settings["max_parallel_dumps"]) as dumps:
-                futures = [
-                    dumps.submit(self._process_group, group, entries, queue, result, wait_for_all, pools)
-                    for group in scheduled
-                ]
-                for future in futures:
-                    future.result()
+                running = set()
+                while pending or running:
+                    while pending and len(running) < settings["max_parallel_dumps"]:
+                        group = pending.popleft()
+                        running.add(
+                            dumps.submit(self._process_group, group, entries, queue, result, wait_for_all, pools)
+                        )
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                    self._admit_newcomers(queue, entries, started, pending)
+
+    def _admit_newcomers(self, queue, entries, started, pending):
+        """Entries that arrived during the pass: a uid with nothing waiting goes first (a victim of a
+        flood is not made to wait for the flood's pass to end), others queue behind."""
+        if not queue.has_incoming():
+            return
+        arrived = {}
+        for name, queued in queue.claim(self.logger).items():
+            key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
+            if key in started:
+                self._carried = True  # that dump is being (or was) worked on in this pass: the next one re-checks
+                continue
+            entries[name] = queued
+            arrived.setdefault(key, _Group(*key)).add(name, queued)
+        waiting_uids = {group.uid for group in pending}
+        for key, group in sorted(arrived.items(), key=lambda item: item[1].first_ns or 0):
+            started.add(key)
+            if group.uid in waiting_uids:
+                pending.append(group)
+            else:
+                pending.appendleft(group)
+                waiting_uids.add(group.uid)
 
     def _schedule(self, groups, result):
         """Round-robin across uids, oldest first within a uid, within the per-uid limits."""
