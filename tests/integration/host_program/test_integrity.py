@@ -430,3 +430,30 @@ def test_status_answers_from_the_summary_for_a_deep_spool(s3bed, moto):
     status = json.loads(bed.run_cli("status", "--json", check=True).stdout)
     assert status["exact"] is False and status["spool_depth"] == 260 and status["pending_dumps"] >= 1
     assert status["uploader"]["healthy"] is True
+
+
+def test_allowed_groups_admit_members_only(s3bed, moto):
+    bed = s3bed
+    bed.write_config({"uploader": {"allowed_groups": ["nogroup"]}})  # nobody's primary group (Debian)
+    for label, uid in (("member", NOBODY), ("stranger", USER_B)):
+        dump = bed.make_dump("dt-" + label, {"a": label.encode()})
+        _own(dump, uid)
+        bed.enqueue(dump, "s3://%s/%s" % (bed.bucket, label), uid=uid)
+    result = _upload(bed)
+    assert result["dumps_done"] == 1 and result["entries_refused"] == 1
+    assert [r["uid"] for r in result["refused"]] == [USER_B]
+    assert sorted(_objects(moto, bed.bucket))[0].startswith("member/")
+
+
+def test_our_manifest_deleted_meanwhile_is_written_again(s3bed, moto):
+    bed = s3bed
+    dump = bed.make_dump("dt-again", {"a": b"1"})
+    bed.enqueue(dump, "s3://%s/again" % bed.bucket)
+    _upload(bed)
+    key = "again/%s-manifest.json" % INSTANCE_ID
+    moto.client().delete_object(Bucket=bed.bucket, Key=key)
+    with open(os.path.join(dump, "b"), "wb") as handle:
+        handle.write(b"2")
+    bed.enqueue(dump, "s3://%s/again" % bed.bucket)
+    assert _upload(bed)["dumps_done"] == 1
+    assert {f["name"] for f in _manifests(_objects(moto, bed.bucket))[key]["files"]} == {"a", "b"}

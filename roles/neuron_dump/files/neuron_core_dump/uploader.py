@@ -701,7 +701,12 @@ class Uploader:
 
         try:
             if our_etag:
-                return put(if_match=our_etag)
+                try:
+                    return put(if_match=our_etag)
+                except Exception as exc:
+                    if s3.error_code(exc) not in ("NoSuchKey", "404"):
+                        raise
+                    # ours was deleted (lifecycle rule, an operator): write it anew, still never over another
             return put(if_none_match=True)
         except Exception as exc:
             if not s3.is_precondition_failed(exc):
