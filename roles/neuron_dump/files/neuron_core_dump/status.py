@@ -209,6 +209,13 @@ def human(status):
             lines.append("  %-40s %d dump(s) %s" % (root["path"], root["count"], _size(root["bytes"])))
         else:
             lines.append("  %-40s (missing)" % root["path"])
+    if status.get("held_dumps"):
+        lines.append("held:          %d dump(s) wait for their uid's limits" % status["held_dumps"])
+    for item in (status.get("refused") or {}).get("recent", [])[-5:]:
+        lines.append(
+            "REFUSED at %s: %s (uid %s): %s"
+            % (item.get("at"), item.get("dump_dir"), item.get("uid"), item.get("reason"))
+        )
     for item in status["hard_cap_deletions"][-5:]:
         lines.append("DELETED BEFORE UPLOAD at %s: %s" % (item.get("at"), item.get("path")))
     return "\n".join(lines)
