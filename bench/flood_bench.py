@@ -41,6 +41,7 @@ VICTIM_UID = 61102
 DRAIN_DUMPS = 200
 DRAIN_FILE_SIZES = (150 * 1024, 60 * 1024, 40 * 1024, 30 * 1024, 15 * 1024, 5 * 1024)  # ~300 KiB, 6 files
 STATUS_INTERVAL_SECONDS = 0.5
+IDLE_STATUS_SAMPLES = 20
 HOOK_TIMEOUT_SECONDS = 60
 
 
@@ -217,6 +218,14 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
         result["status_unhealthy"] = sum(1 for _seconds, healthy in status.samples if not healthy)
         result["flood_uploaded"] = sum(1 for key in object_sizes(s3, bucket, key_root + "/") if "manifest" in key) - 1
         result["elapsed"] = time.monotonic() - started
+    # the same status on the same deep spool, with the flood and the uploader stopped: its own cost
+    result["spool_depth"] = len(install.spool_entries()) + len(os.listdir(os.path.join(install.spool, "queue")))
+    result["idle_status_ms"] = []
+    for _sample in range(IDLE_STATUS_SAMPLES):
+        code, _out, err, seconds = run_bounded([install.cli, "status", "--json"], 30, env)
+        if code != 0:
+            raise BenchError("status exited %d: %s" % (code, tail(err)))
+        result["idle_status_ms"].append(seconds * 1000)
     delete_prefix(s3, bucket, key_root + "/")
     return result
 
@@ -299,6 +308,7 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
     progress("4/4 drain rate: %d dumps of %d files" % (DRAIN_DUMPS, len(DRAIN_FILE_SIZES)))
     drained = drain(tmp, hook_python, cli_python, moto, s3, bucket, home)
     status_ms = [value for run in runs for value in run["status_ms"]]
+    idle_ms = [value for run in runs for value in run["idle_status_ms"]]
     return {
         "two_users": two_users,
         "repeats": repeats,
@@ -309,6 +319,10 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
         "status_max": max(status_ms),
         "status_samples": len(status_ms),
         "status_unhealthy": sum(run["status_unhealthy"] for run in runs),
+        "idle_status_p50": percentile(idle_ms, 0.5),
+        "idle_status_max": max(idle_ms),
+        "idle_samples": len(idle_ms),
+        "idle_depth": min(run["spool_depth"] for run in runs),
         "drain": drained,
         "niced": niced,
     }

@@ -762,6 +762,8 @@ class Uploader:
                     sorted(result.remote_failures.items())[0][1][:500]
                 )
                 status["broken_since"] = status.get("broken_since") or now
+            if not entries:
+                status["broken"] = None  # nothing waits (uploaded, refused or deleted): nothing is failing
             if not status.get("broken"):
                 status["broken_since"] = None
             status["queue"] = {"entries": len(entries), "dumps": len(dirs), "by_uid": by_uid, "failing": failing}
