@@ -110,6 +110,7 @@ class DumpProgress:
             now = time.time_ns()
             self.prefix["manifest"] = {"key": key, "etag": etag, "fingerprint": fingerprint, "uploaded_ns": now}
             self.prefix["complete_ns"] = now
+            self.data.pop("refused", None)  # an earlier refusal (policy changed since) no longer applies
             self._save_locked()
 
     def save(self, force=True):
