@@ -457,3 +457,43 @@ def test_our_manifest_deleted_meanwhile_is_written_again(s3bed, moto):
     bed.enqueue(dump, "s3://%s/again" % bed.bucket)
     assert _upload(bed)["dumps_done"] == 1
     assert {f["name"] for f in _manifests(_objects(moto, bed.bucket))[key]["files"]} == {"a", "b"}
+
+
+class _OldBotocoreClient:
+    """s3.Client as on Debian 12 (botocore 1.29): its model has no IfNoneMatch / IfMatch."""
+
+    def __new__(cls, moto):
+        from neuron_core_dump import config, s3
+
+        settings = config.validate({"s3": {"endpoint_url": moto.url, "addressing_style": "path"}})["s3"]
+        client = s3.Client(settings, moto.client())
+        modelled = client.supports
+        client.supports = lambda op, param: param not in ("IfNoneMatch", "IfMatch") and modelled(op, param)
+        return client
+
+
+def test_conditions_are_sent_as_headers_where_botocore_does_not_model_them(s3bed, moto):
+    """Debian 12's botocore lacks IfNoneMatch: the header still goes out and S3 still refuses."""
+    import hashlib
+
+    from neuron_core_dump import s3
+
+    client = _OldBotocoreClient(moto)
+    data = b"first"
+    client.put_bytes(s3bed.bucket, "cond/a", data, hashlib.sha256(data).digest(), if_none_match=True)
+    with pytest.raises(Exception) as info:
+        client.put_bytes(s3bed.bucket, "cond/a", b"second", hashlib.sha256(b"second").digest(), if_none_match=True)
+    assert s3.is_precondition_failed(info.value)
+    puts = moto.app.ops(s3bed.bucket, "PutObject", key="cond/a", ok_only=False)
+    assert [r["headers"].get("if-none-match") for r in puts] == ["*", "*"] and puts[-1]["status"] == 412
+    etag = moto.client().head_object(Bucket=s3bed.bucket, Key="cond/a")["ETag"]
+    client.put_bytes(s3bed.bucket, "cond/a", b"third", hashlib.sha256(b"third").digest(), if_match=etag)
+    with pytest.raises(Exception) as info:
+        client.put_bytes(s3bed.bucket, "cond/a", b"fourth", hashlib.sha256(b"fourth").digest(), if_match=etag)
+    assert s3.is_precondition_failed(info.value)
+    assert moto.client().get_object(Bucket=s3bed.bucket, Key="cond/a")["Body"].read() == b"third"
+    upload_id = client.create_multipart(s3bed.bucket, "cond/a")
+    part = client.upload_part(s3bed.bucket, "cond/a", upload_id, 1, b"x" * 10, hashlib.sha256(b"x" * 10).digest())
+    with pytest.raises(Exception) as info:
+        client.complete_multipart(s3bed.bucket, "cond/a", upload_id, [part], if_none_match=True)
+    assert s3.is_precondition_failed(info.value)

@@ -3,7 +3,9 @@
 boto3 is imported here and only here, lazily (the hook never imports this module).
 Hosts use the OS's python3-boto3, which can be as old as 1.26 (Debian 12), so
 newer request parameters (``IfNoneMatch`` on PutObject, ``ChecksumSHA256``) are
-detected from the client's service model instead of being assumed.
+detected from the client's service model instead of being assumed; the conditional
+headers (``If-None-Match``, ``If-Match``) are then sent as raw headers, so the
+no-overwrite guarantee does not depend on the botocore version.
 
 Credentials: boto3's default chain only (instance profile on a fleet host); nothing
 is read from or written to disk here. TLS is verified unless the config explicitly
@@ -24,6 +26,7 @@ SHA-256, or re-sent) instead of starting over or leaking an incomplete upload.
 
 import base64
 import hashlib
+import threading
 
 READ_CHUNK = 4 * 1024 * 1024
 # answers that mean "this dump can never be uploaded there" rather than "the uploader is broken"
@@ -50,12 +53,26 @@ def b64_sha256(digest):
     return base64.b64encode(digest).decode("ascii")
 
 
+# Conditional headers for botocore too old to model them (Debian 12: botocore 1.29, without
+# IfNoneMatch/IfMatch on PutObject and CompleteMultipartUpload): set for the duration of one
+# call in this thread, added to the request before it is signed (so retries carry them too).
+_EXTRA_HEADERS = threading.local()
+
+
+def _add_extra_headers(request, **_kwargs):
+    for name, value in (getattr(_EXTRA_HEADERS, "value", None) or {}).items():
+        request.headers[name] = value
+
+
 class Client:
     """A boto3 S3 client plus the settings every call needs."""
 
     def __init__(self, s3_config, client=None):
         self.config = s3_config
         self.client = client or make_boto_client(s3_config)
+        events = getattr(self.client.meta, "events", None)  # None only for call-surface stand-ins in unit tests
+        if events is not None:
+            events.register("before-sign.s3", _add_extra_headers)
         self._supports_cache = {}
         self.sse_params = {}
         if s3_config["sse"] == "AES256":
@@ -80,10 +97,24 @@ class Client:
                 self._supports_cache[key] = False
         return self._supports_cache[key]
 
-    def call(self, operation, **params):
-        """Call ``operation`` (retried by botocore's standard mode) with the bucket-owner guard."""
+    def call(self, operation, headers=None, **params):
+        """Call ``operation`` (retried by botocore's standard mode) with the bucket-owner guard.
+
+        ``headers``: extra HTTP headers for this call only (see ``_EXTRA_HEADERS``).
+        """
         params.update(self.owner_params)
-        return getattr(self.client, operation)(**params)
+        _EXTRA_HEADERS.value = headers
+        try:
+            return getattr(self.client, operation)(**params)
+        finally:
+            _EXTRA_HEADERS.value = None
+
+    def _condition(self, operation, params, headers, parameter, header, value):
+        """Send a condition as a modelled parameter where botocore knows it, else as a raw header."""
+        if self.supports(operation, parameter):
+            params[parameter] = value
+        else:
+            headers[header] = value
 
     # --- objects ----------------------------------------------------------------------------
 
@@ -98,13 +129,14 @@ class Client:
             # the algorithm is named too: some servers store the checksum only then
             params["ChecksumAlgorithm"] = "SHA256"
             params["ChecksumSHA256"] = b64_sha256(sha256_digest)
-        if if_none_match and self.supports("PutObject", "IfNoneMatch"):
-            params["IfNoneMatch"] = "*"
-        if if_match and self.supports("PutObject", "IfMatch"):
-            params["IfMatch"] = if_match
+        headers = {}
+        if if_none_match:
+            self._condition("PutObject", params, headers, "IfNoneMatch", "If-None-Match", "*")
+        if if_match:
+            self._condition("PutObject", params, headers, "IfMatch", "If-Match", if_match)
         if content_type:
             params["ContentType"] = content_type
-        return self.call("put_object", **params)
+        return self.call("put_object", headers=headers, **params)
 
     def head(self, bucket, key):
         """HEAD an object; None when it does not exist."""
@@ -203,9 +235,10 @@ class Client:
             "UploadId": upload_id,
             "MultipartUpload": {"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
         }
-        if if_none_match and self.supports("CompleteMultipartUpload", "IfNoneMatch"):
-            params["IfNoneMatch"] = "*"
-        return self.call("complete_multipart_upload", **params)
+        headers = {}
+        if if_none_match:
+            self._condition("CompleteMultipartUpload", params, headers, "IfNoneMatch", "If-None-Match", "*")
+        return self.call("complete_multipart_upload", headers=headers, **params)
 
     def abort_multipart(self, bucket, key, upload_id):
         import contextlib
