@@ -24,12 +24,8 @@ One pass:
 6. drop the finished entries; failed ones stay queued with the error recorded;
    update ``status.json``, the cheap summary ``status`` answers from.
 
-Manifests are ``<instance id>-manifest.json`` below the prefix, written with
-``IfNoneMatch``; when that key belongs to another dump dir or owner (two local dirs
-mapped to one prefix, or another user naming our prefix), ours is
-``<instance id>-<12 hex of sha256(dump dir, uid)>-manifest.json``. Rewrites of our own
-manifest use ``IfMatch`` on the ETag we wrote. Files named ``*-manifest.json`` in a
-dump dir are never uploaded (recorded as skipped): only the uploader writes manifests.
+Manifests: see :mod:`manifest`. Files named ``*-manifest.json`` in a dump dir are
+never uploaded (recorded as skipped): only the uploader writes manifests.
 
 Refusals are not failures: a dump whose bucket or prefix is not allowed, whose uid
 is not allowed, or whose bucket does not exist stays local, its entries are dropped,
@@ -43,7 +39,6 @@ within that long after an outage ends.
 
 import collections
 import grp
-import hashlib
 import os
 import pwd
 import stat
@@ -51,12 +46,9 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import capture, fastjson, fsutil, hostinfo, keys, log, s3, spool, state, transfer
+from . import capture, fsutil, hostinfo, keys, log, manifest, s3, spool, state, transfer
 from .progress import DumpProgress
 
-MANIFEST_SUFFIX = "-manifest.json"
-MANIFEST_SCHEMA = "neuron-core-dump/manifest/v2"
-MAX_MANIFEST_READ = 4 * 1024 * 1024
 REFUSED_HISTORY = 20
 
 
@@ -526,7 +518,7 @@ class Uploader:
         progress.save()
         if not total.failed and not total.deferred:
             try:
-                self._write_manifest(progress, dump_info, target)
+                manifest.write(self.client(), progress, dump_info, target, self.user_name, self.logger)
             except Exception as exc:  # the manifest is retried with the entry on the next run
                 total.failed["(manifest)"] = _describe(exc)
                 if s3.is_refusal(exc):
@@ -551,7 +543,7 @@ class Uploader:
                 info = os.lstat(name, dir_fd=dump_fd)
             except FileNotFoundError:
                 continue
-            if name.endswith(MANIFEST_SUFFIX):
+            if name.endswith(manifest.SUFFIX):
                 progress.file_skipped(name, "reserved name: only the uploader writes manifests", info.st_uid)
                 continue
             if not stat.S_ISREG(info.st_mode):
@@ -620,113 +612,6 @@ class Uploader:
                 outcome.bytes += answer.info.st_size
             else:
                 outcome.skipped += 1
-
-    # --- manifest --------------------------------------------------------------------------------
-
-    def _manifest_document(self, progress, dump_info, target):
-        prefix_state = progress.prefix
-        files = []
-        for name, entry in sorted(prefix_state["files"].items()):
-            item = keys.describe(name)
-            item.update({"key": entry.get("key"), "size": entry.get("size"), "sha256": entry.get("sha256")})
-            if entry.get("uid") is not None:
-                item["owner_uid"] = entry["uid"]
-                item["owner"] = self.user_name(entry["uid"])
-            if entry.get("collision"):
-                item["collision"] = entry["collision"]
-            files.append(item)
-        skipped = []
-        for name, entry in sorted(prefix_state["skipped"].items()):
-            item = keys.describe(name)
-            item["reason"] = entry.get("reason")
-            if entry.get("uid") is not None:
-                item["owner_uid"] = entry["uid"]
-            skipped.append(item)
-        dump_dir = keys.describe(progress.dump_dir)
-        return {
-            "schema": MANIFEST_SCHEMA,
-            "instance_id": progress.instance_id,
-            "hostname": hostinfo.hostname(),
-            "host": {"instance_id": progress.instance_id, "hostname": hostinfo.hostname()},
-            "dump_dir": dump_dir["name"],
-            "dump_dir_b64": dump_dir.get("name_b64"),
-            "owner": {"uid": dump_info.st_uid, "user": self.user_name(dump_info.st_uid)},
-            "entry_uid": target.uid,
-            "s3_prefix": "s3://%s/%s" % (target.bucket, target.key_prefix),
-            "also_requested_prefixes": [keys.display(p) for p in progress.data.get("also_requested_prefixes") or []],
-            "files": files,
-            "skipped": skipped,
-        }
-
-    def _write_manifest(self, progress, dump_info, target):
-        document = self._manifest_document(progress, dump_info, target)
-        fingerprint = hashlib.sha256(fastjson.dumps(document).encode("ascii")).hexdigest()
-        previous = progress.prefix.get("manifest") or {}
-        if previous.get("fingerprint") == fingerprint:
-            return
-        document["written"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        data = fastjson.dumps(document, indent=1).encode("ascii")
-        client = self.client()
-        if previous.get("key"):
-            candidates = [previous["key"]]
-        else:
-            tag = hashlib.sha256(("%s\0%d" % (progress.dump_dir, target.uid)).encode("utf-8", "surrogateescape"))
-            unique = "%s-%s%s" % (progress.instance_id, tag.hexdigest()[:12], MANIFEST_SUFFIX)
-            candidates = [
-                keys.object_key(target.key_prefix, progress.instance_id + MANIFEST_SUFFIX),
-                keys.object_key(target.key_prefix, unique),
-            ]
-        for key in candidates:
-            our_etag = previous.get("etag") if key == previous.get("key") else None
-            etag = self._put_manifest(client, target, key, data, our_etag, document)
-            if etag is not False:
-                progress.manifest_written(key, etag, fingerprint)
-                return
-            self.logger.warning(
-                "s3://%s/%s is the manifest of another dump; %s (uid %d) uses another name"
-                % (target.bucket, key, keys.display(progress.dump_dir), target.uid)
-            )
-        raise s3.S3Error("no free manifest name below s3://%s/%s" % (target.bucket, target.key_prefix))
-
-    def _put_manifest(self, client, target, key, data, our_etag, document):
-        """Write our manifest at ``key`` unless another dump's is there. ETag, or False when taken."""
-        digest = hashlib.sha256(data).digest()
-        metadata = target.metadata(digest.hex())
-
-        def put(**condition):
-            answer = client.put_bytes(
-                target.bucket, key, data, digest, content_type="application/json", metadata=metadata, **condition
-            )
-            return (answer or {}).get("ETag")
-
-        try:
-            if our_etag:
-                try:
-                    return put(if_match=our_etag)
-                except Exception as exc:
-                    if s3.error_code(exc) not in ("NoSuchKey", "404"):
-                        raise
-                    # ours was deleted (lifecycle rule, an operator): write it anew, still never over another
-            return put(if_none_match=True)
-        except Exception as exc:
-            if not s3.is_precondition_failed(exc):
-                raise
-        existing = client.get_bytes(target.bucket, key, MAX_MANIFEST_READ)
-        if existing is None:
-            return put(if_none_match=True)
-        try:
-            other = fastjson.loads(existing[0].decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return False
-        # v1 manifests (before owners were recorded) have no entry_uid: the dump dir and host decide
-        same = (
-            isinstance(other, dict)
-            and all(other.get(field) == document.get(field) for field in ("dump_dir", "dump_dir_b64", "instance_id"))
-            and other.get("entry_uid", target.uid) == target.uid
-        )
-        if not same:
-            return False
-        return put(if_match=existing[1])  # ours, from a run whose state was lost
 
     # --- status ----------------------------------------------------------------------------------
 
