@@ -206,7 +206,7 @@ def measure(fleet, sizes, site_sizes, report_dir):
 def render(results, meta):
     lines = [
         BEGIN,
-        "## 4. Fleet scale: the playbooks on N hosts, as ratios to `ansible -m ping`",
+        "## 5. Fleet scale: the playbooks on N hosts, as ratios to `ansible -m ping`",
         "",
         "Written by `%s` (%s; the run took %.0f s; load average %s at the end). Converged Debian 12"
         " containers, podman connection, `forks` = hosts; each time is the whole `ansible`/`ansible-playbook`"

@@ -120,7 +120,14 @@ def bench_throughput(install, aws, moto, s3, bucket, dump_dir, rounds, home):
     for index in range(rounds):
         for tool in ("ours", "aws") if index % 2 == 0 else ("aws", "ours"):
             key_prefix = "%s-round-%d/" % (tool, index)
-            measured[tool].append(upload_once(tool, install, aws, moto, s3, bucket, dump_dir, key_prefix, home))
+            # a new dump each round (renamed, not copied): the uploader sends a dump dir to the
+            # first S3 prefix it was enqueued with, and would fold a later prefix into that one
+            renamed = "%s-%s-round-%d" % (dump_dir, tool, index)
+            os.rename(dump_dir, renamed)
+            try:
+                measured[tool].append(upload_once(tool, install, aws, moto, s3, bucket, renamed, key_prefix, home))
+            finally:
+                os.rename(renamed, dump_dir)
     errors = install.log_errors()
     if errors:
         raise BenchError("our uploader logged errors:\n%s" % "\n".join(errors[:5]))

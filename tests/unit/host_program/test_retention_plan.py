@@ -92,3 +92,17 @@ def test_real_scan_of_a_root(tmp_path):
     assert info["exists"] and info["count"] == 1 and info["bytes"] >= 5000
     missing, info = dumps.scan_root(str(tmp_path / "missing"))
     assert missing == [] and info["exists"] is False
+
+
+def test_over_quota_uid_is_evicted_first_and_alone_among_pending():
+    """A flood (uid 7 over quota) never costs another uid's un-uploaded dump, even the oldest one."""
+    items = [FakeDump("victim", dumps.PENDING, 400, 9000), FakeDump("up", dumps.UPLOADED, 100, 1000)]
+    for index in range(3):
+        items.append(FakeDump("flood-%d" % index, dumps.PENDING, 400, 100 * index))
+    for item in items:
+        item.uid = 7 if item.name.startswith("flood") else 1000
+    items[1].uid = 7  # the flooder's uploaded dump goes before anyone else's
+    decided = [(d.name, hard) for d, hard, _unused in retention.plan(items, [], LIMITS, now=NOW, over_quota={7})]
+    assert decided[0] == ("up", False)
+    assert "victim" not in [name for name, _hard in decided]
+    assert [name for name, hard in decided if hard] == ["flood-0", "flood-1"]  # newest first, until below the cap

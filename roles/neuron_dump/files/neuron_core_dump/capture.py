@@ -3,7 +3,9 @@
 Runs on the uploader's side (root, asynchronous): close to the failure in time, but
 never on the runtime's wait. Each command has a timeout (its whole process group is
 killed) and an output cap. Output lands in the dump dir as
-``<instance id>-extra-<name>.txt`` owned by the dump's owner, written with a temp
+``<instance id>-extra-<name>.txt``, 0600 and owned by root (the kernel log may hold
+lines the dump's owner may not read; ``capture.readable_by_owner`` gives it to the
+owner instead), written with a temp
 file + rename relative to the dump dir's descriptor, so a name planted by the user
 (symlink or not) is replaced, never followed.
 """
@@ -75,8 +77,11 @@ def run_command(argv, timeout, max_bytes):
     return info, b"".join(chunks)
 
 
-def capture_all(capture_config, dump_fd, instance_id, owner_uid, owner_gid, logger):
-    """Run every configured command and save its output. Returns the file names written."""
+def capture_all(capture_config, dump_fd, instance_id, owner, logger):
+    """Run every configured command and save its output. Returns the file names written.
+
+    ``owner`` is (uid, gid) to give the files to, or None to keep them root's.
+    """
     written = []
     if not capture_config["enabled"]:
         return written
@@ -89,8 +94,8 @@ def capture_all(capture_config, dump_fd, instance_id, owner_uid, owner_gid, logg
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600, dir_fd=dump_fd)
             try:
-                if os.geteuid() == 0:
-                    os.fchown(fd, owner_uid, owner_gid)  # the dump's owner can read it, and it passes the owner check
+                if owner is not None and os.geteuid() == 0:
+                    os.fchown(fd, owner[0], owner[1])  # configured: the dump's owner may read it
                 for data in (header.encode("utf-8", "replace"), b"\n", output):
                     view = memoryview(data)
                     while view:

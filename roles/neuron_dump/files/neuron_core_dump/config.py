@@ -80,6 +80,26 @@ Top level
     ``imds_enabled`` (bool; default true) ask IMDSv2 for the instance id when DMI has
         none (uploader only; the answer is cached in ``state_dir/instance-id``).
     ``imds_timeout_seconds`` (number > 0; default 2)
+    ``allowed_uids`` (list of uids; default [] = everyone) only dumps whose entry
+        was written by one of these uids are uploaded; others stay local (refused
+        by policy: counted in ``status``, not an unhealthy uploader).
+    ``allowed_groups`` (list of group names or gids; default [] = everyone) the same
+        by group membership (primary or supplementary) of the entry's uid. With both
+        lists set, a uid in either passes.
+    ``max_parallel_dumps`` (int 1..64; default 4) dumps worked on at the same time
+        (each with up to ``s3.max_concurrency`` requests).
+    ``max_pending_dumps_per_uid`` (int >= 1; default 50) queued dumps of one uid
+        worked on per run; the rest wait (counted as held) and resume when these are
+        done. A uid past this limit is over quota for retention.
+    ``max_bytes_per_uid_per_hour`` (int >= 0; default 0 = unlimited) bytes uploaded
+        for one uid in a rolling hour; past it the uid's dumps wait (counted as held)
+        and resume when the hour allows, and the uid is over quota for retention.
+    ``retry_max_interval_seconds`` (number 1..60; default 30) ``upload --wait`` keeps
+        retrying dumps that failed on S3 itself, backing off exponentially up to this
+        interval with a cheap probe (HeadBucket) before each new attempt, so uploads
+        resume within this long after an outage ends.
+    ``retry_window_seconds`` (number >= 0; default 900) how long one ``upload --wait``
+        keeps retrying; after that the retry timer starts the next run.
 
 ``s3``
     ``region`` (string or null; default null = boto3's own resolution)
@@ -92,13 +112,19 @@ Top level
         ``ExpectedBucketOwner`` on every call.
     ``allowed_buckets`` (list of bucket names; default [] = any) prefixes naming
         another bucket are refused (entries come from unprivileged users).
+    ``allowed_prefixes`` (list of ``s3://bucket/key-prefix``; default [] = any) when
+        set, a dump is uploaded only if its bucket equals and its key prefix starts
+        with one of them, compared on whole ``/``-separated components after
+        normalising (empty components dropped; ``.`` and ``..`` refused). Refused
+        dumps stay local and are counted in ``status`` (not an unhealthy uploader).
     ``multipart_threshold_bytes`` (int >= 5 MiB; default 8 MiB)
     ``multipart_chunk_bytes`` (int >= 5 MiB; default 8 MiB; raised automatically so a
         file never needs more than 10,000 parts)
     ``max_concurrency`` (int 1..64; default 10) parallel requests (files and parts).
-    ``max_attempts`` (int 1..20; default 5) attempts per request (exponential
-        backoff with full jitter between them).
+    ``max_attempts`` (int 1..20; default 5) attempts per request (botocore's
+        ``standard`` retry mode: exponential backoff with jitter, transient errors only).
     ``retry_base_seconds`` (number > 0; default 0.5), ``retry_max_seconds`` (default 20)
+        accepted for compatibility and unused: botocore's standard mode sets the backoff.
     ``connect_timeout_seconds`` (default 5), ``read_timeout_seconds`` (default 60)
     ``conditional_put`` (bool; default true) use ``IfNoneMatch="*"`` for a file's first
         upload where botocore supports it, so racing uploaders cannot both write it.
@@ -113,6 +139,12 @@ Top level
         the kernel log tail, EFA hardware counters). Output is saved in the dump dir
         as ``<instance id>-extra-<name>.txt``.
     ``max_output_bytes`` (int > 0; default 4 MiB) per command.
+    ``min_interval_seconds`` (number >= 0; default 60) at most one extra capture per
+        this interval on the host (and always at most one per dump dir): a flood of
+        dumps does not run ``journalctl`` thousands of times.
+    ``readable_by_owner`` (bool; default false) capture output is root's (0600 root)
+        unless this is true, then it is given to the dump's owner: the kernel log may
+        hold lines the owner is not allowed to read otherwise.
 
 ``retention`` (``neuron-core-dump gc``)
     ``max_bytes`` (default 8 GiB) and ``max_count`` (default 50): soft caps over all roots.
@@ -179,6 +211,13 @@ DEFAULTS = {
         "stale_after_seconds": 3600,
         "imds_enabled": True,
         "imds_timeout_seconds": 2,
+        "allowed_uids": [],
+        "allowed_groups": [],
+        "max_parallel_dumps": 4,
+        "max_pending_dumps_per_uid": 50,
+        "max_bytes_per_uid_per_hour": 0,
+        "retry_max_interval_seconds": 30,
+        "retry_window_seconds": 900,
     },
     "s3": {
         "region": None,
@@ -189,6 +228,7 @@ DEFAULTS = {
         "kms_key_id": None,
         "expected_bucket_owner": None,
         "allowed_buckets": [],
+        "allowed_prefixes": [],
         "multipart_threshold_bytes": 8 * MIB,
         "multipart_chunk_bytes": 8 * MIB,
         "max_concurrency": 10,
@@ -205,6 +245,8 @@ DEFAULTS = {
         "enabled": True,
         "commands": DEFAULT_CAPTURE_COMMANDS,
         "max_output_bytes": 4 * MIB,
+        "min_interval_seconds": 60,
+        "readable_by_owner": False,
     },
     "retention": {
         "max_bytes": 8 * GIB,
@@ -333,6 +375,74 @@ def _bucket_list(key, value):
     return [_bucket_name("%s[%d]" % (key, index), item) for index, item in enumerate(value)]
 
 
+def _uid_list(key, value):
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of uids (integers)")
+    result = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 2**32 - 1:
+            raise ConfigError("%s[%d]" % (key, index), "must be a uid (integer 0..4294967294)")
+        result.append(item)
+    return result
+
+
+def _group_list(key, value):
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of group names or gids")
+    result = []
+    for index, item in enumerate(value):
+        item_key = "%s[%d]" % (key, index)
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 0 <= item < 2**32 - 1:
+                raise ConfigError(item_key, "must be a gid (integer 0..4294967294)")
+        elif not isinstance(item, str) or not 0 < len(item) <= 64 or not all(c.isalnum() or c in "-_." for c in item):
+            raise ConfigError(item_key, "must be a group name (letters, digits, '-', '_', '.') or a gid")
+        result.append(item)
+    return result
+
+
+def split_s3_url(url):
+    """``s3://bucket/a//b/`` -> ("bucket", "a/b"): empty components dropped.
+
+    Raises ValueError for a malformed URL, an invalid bucket or a ``.``/``..`` component
+    (S3 keys are not paths, but a prefix that looks like one is refused rather than guessed at).
+    """
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        raise ValueError("S3 prefix must start with s3://")
+    bucket, _unused, key = url[5:].partition("/")
+    if not valid_bucket_name(bucket):
+        raise ValueError("invalid bucket name %r" % bucket[:80])
+    parts = [part for part in key.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise ValueError("S3 prefix must not contain '.' or '..' components")
+    if any(ord(c) < 32 or c == "\x7f" for c in key):
+        raise ValueError("S3 prefix must not contain control characters")
+    return bucket, "/".join(parts)
+
+
+def prefix_allowed(bucket, key_prefix, allowed):
+    """Whether (bucket, normalised key prefix) lies at or below one of ``allowed`` ((bucket, prefix) pairs)."""
+    for allowed_bucket, allowed_prefix in allowed:
+        if bucket != allowed_bucket:
+            continue
+        if not allowed_prefix or key_prefix == allowed_prefix or key_prefix.startswith(allowed_prefix + "/"):
+            return True
+    return False
+
+
+def _prefix_list(key, value):
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of s3://bucket/key-prefix URLs")
+    result = []
+    for index, item in enumerate(value):
+        try:
+            bucket, prefix = split_s3_url(item)
+        except ValueError as exc:
+            raise ConfigError("%s[%d]" % (key, index), "must be an s3://bucket/key-prefix URL (%s)" % exc) from None
+        result.append("s3://%s/%s" % (bucket, prefix) if prefix else "s3://%s" % bucket)
+    return result
+
+
 def _commands(key, value):
     if not isinstance(value, list):
         raise ConfigError(key, "must be a list of {name, argv, timeout_seconds}")
@@ -402,6 +512,13 @@ SCHEMA = {
         "stale_after_seconds": _POSITIVE,
         "imds_enabled": _bool,
         "imds_timeout_seconds": _POSITIVE,
+        "allowed_uids": _uid_list,
+        "allowed_groups": _group_list,
+        "max_parallel_dumps": _number(1, 64, integer=True),
+        "max_pending_dumps_per_uid": _number(1, integer=True),
+        "max_bytes_per_uid_per_hour": _number(0, integer=True),
+        "retry_max_interval_seconds": _number(1, 60),
+        "retry_window_seconds": _NON_NEGATIVE,
     },
     "s3": {
         "region": _optional(_string),
@@ -412,6 +529,7 @@ SCHEMA = {
         "kms_key_id": _optional(_string),
         "expected_bucket_owner": _optional(_account_id),
         "allowed_buckets": _bucket_list,
+        "allowed_prefixes": _prefix_list,
         "multipart_threshold_bytes": _number(_MIN_PART, integer=True),
         "multipart_chunk_bytes": _number(_MIN_PART, 5 * 1024 * MIB, integer=True),
         "max_concurrency": _number(1, 64, integer=True),
@@ -428,6 +546,8 @@ SCHEMA = {
         "enabled": _bool,
         "commands": _commands,
         "max_output_bytes": _number(1, integer=True),
+        "min_interval_seconds": _NON_NEGATIVE,
+        "readable_by_owner": _bool,
     },
     "retention": {
         "max_bytes": _NON_NEGATIVE,

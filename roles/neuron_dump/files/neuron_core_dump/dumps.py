@@ -41,10 +41,12 @@ class Dump:
             for prefix, prefix_state in dump_state.get("prefixes", {}).items():
                 prefixes[prefix] = {
                     "files_uploaded": len(prefix_state.get("files", {})),
+                    "files_skipped": len(prefix_state.get("skipped", {})),
                     "manifest": (prefix_state.get("manifest") or {}).get("key"),
                     "multipart_open": len(prefix_state.get("multipart", {})),
                 }
         errors = [q.get("last_error") for q in self.queued if q.get("last_error")]
+        refused = [s.get("refused") for s in self.states if s.get("refused")]
         return {
             "name": self.name,
             "path": self.path,
@@ -57,6 +59,7 @@ class Dump:
             "s3": prefixes,
             "queued_entries": len(self.queued),
             "last_error": errors[-1] if errors else None,
+            "refused": refused[-1] if refused else None,
         }
 
 
@@ -114,22 +117,7 @@ def scan_root(root):
 
 def load_queue_entries(spool_dir):
     """Queue entries (root only); [] when the queue cannot be read."""
-    try:
-        queue_fd = fsutil.walk(os.path.join(spool_dir, spool.QUEUE))
-    except OSError:
-        return []
-    try:
-
-        class _Quiet:
-            @staticmethod
-            def warning(_message):
-                return None
-
-        return list(spool.load_queue(queue_fd, _Quiet).values())
-    except OSError:
-        return []
-    finally:
-        os.close(queue_fd)
+    return spool.read_queue(spool_dir)
 
 
 def load_states(state_dir):
@@ -184,6 +172,8 @@ def classify(dump):
                     if name.endswith("-manifest.json"):
                         continue
                     known = uploaded.get(name)
+                    if name in prefix_state.get("skipped", {}):
+                        continue  # recorded in the manifest as not uploadable
                     if not known or known.get("size") != size:
                         return LOCAL
     return UPLOADED if complete_prefixes else LOCAL

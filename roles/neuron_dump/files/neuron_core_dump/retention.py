@@ -8,6 +8,12 @@ Hard limits (``hard_max_bytes``, ``hard_keep_free_bytes``): only past these is a
 that still waits for its upload deleted (oldest first). That loses data, so it is
 logged at LOG_CRIT and remembered in ``status.json`` (``hard_cap_deletions``).
 
+Floods: a uid is *over quota* when it has more pending dumps than
+``uploader.max_pending_dumps_per_uid`` or is past ``uploader.max_bytes_per_uid_per_hour``.
+Over-quota uids' dumps go first at every step, and past the hard cap only their
+pending dumps are deleted (newest first: the first dumps of a failure storm tell the
+most), never another uid's un-uploaded dump, which waits until there is room.
+
 Also cleans up: abandoned ``.ncd-tmp-*`` files in the spool (hooks killed mid-write),
 queue entries and uploader state of dumps that no longer exist.
 """
@@ -69,11 +75,17 @@ def _reasons(usage, dump, limits, hard):
     return reasons
 
 
-def plan(all_dumps, roots, limits, now=None):
-    """Decide what to delete: a list of (dump, hard?, reasons), in deletion order."""
+def plan(all_dumps, roots, limits, now=None, over_quota=()):
+    """Decide what to delete: a list of (dump, hard?, reasons), in deletion order.
+
+    ``over_quota``: uids whose dumps are evicted first (and alone, among pending dumps).
+    """
     now = time.time() if now is None else now
+    over = set(over_quota)
     usage = _Usage(all_dumps, roots)
-    oldest_first = sorted(all_dumps, key=lambda d: (d.newest_mtime, d.path))
+    oldest_first = sorted(
+        all_dumps, key=lambda d: (0 if getattr(d, "uid", None) in over else 1, d.newest_mtime, d.path)
+    )
     decisions = []
     chosen = set()
     # soft caps: uploaded, then local-only, old enough
@@ -87,8 +99,12 @@ def plan(all_dumps, roots, limits, now=None):
                 chosen.add(dump.path)
                 usage.removed(dump)
     # hard caps: anything left, uploaded/local first, then pending; age no longer protects
+    flooders_newest_first = sorted(
+        (d for d in all_dumps if getattr(d, "uid", None) in over), key=lambda d: (-d.newest_mtime, d.path)
+    )
     for wanted in (dumps_mod.UPLOADED, dumps_mod.LOCAL, dumps_mod.PENDING):
-        for dump in oldest_first:
+        candidates = flooders_newest_first if wanted == dumps_mod.PENDING and over else oldest_first
+        for dump in candidates:
             if dump.status != wanted or dump.path in chosen:
                 continue
             reasons = _reasons(usage, dump, limits, hard=True)
@@ -103,7 +119,7 @@ def run(config, dry_run=False, logger=log):
     """Apply retention. Returns a report dict."""
     limits = config["retention"]
     all_dumps, roots = dumps_mod.scan(config)
-    decisions = plan(all_dumps, roots, limits)
+    decisions = plan(all_dumps, roots, limits, over_quota=over_quota_uids(config, all_dumps))
     report = {"deleted": [], "hard_cap_deletions": [], "errors": [], "dry_run": dry_run}
     for dump, _hard, reasons in decisions:
         item = {"path": dump.path, "status": dump.status, "bytes": dump.bytes, "reasons": reasons}
@@ -128,10 +144,31 @@ def run(config, dry_run=False, logger=log):
                 "gc: deleted %s dump %s (%d bytes): %s" % (dump.status, dump.path, dump.bytes, "; ".join(reasons))
             )
     if not dry_run:
+        _remember_storage(config, all_dumps, roots, report["deleted"])
         _clean_spool(config, logger)
         if report["hard_cap_deletions"]:
             _remember_hard_cap(config, report["hard_cap_deletions"], logger)
     return report
+
+
+def over_quota_uids(config, all_dumps):
+    """uids past ``max_pending_dumps_per_uid`` pending dumps or past their hourly byte quota."""
+    settings = config["uploader"]
+    pending = {}
+    for dump in all_dumps:
+        if dump.status == dumps_mod.PENDING:
+            pending[dump.uid] = pending.get(dump.uid, 0) + 1
+    over = {uid for uid, count in pending.items() if count > settings["max_pending_dumps_per_uid"]}
+    if settings["max_bytes_per_uid_per_hour"]:
+        try:
+            store = state.Store(config["state_dir"])
+        except OSError:
+            return over
+        try:
+            over |= store.uids_over_byte_quota(settings["max_bytes_per_uid_per_hour"]) & set(pending)
+        finally:
+            store.close()
+    return over
 
 
 def _delete(dump):
@@ -153,47 +190,45 @@ def _forget(config, dump):
             store.forget_dump(dump_state["dump_dir"])
         finally:
             store.close()
-    if not dump.queued:
-        return
-    try:
-        queue_fd = fsutil.walk(os.path.join(config["spool_dir"], spool.QUEUE))
-    except OSError:
-        return
-    try:
-        for name in os.listdir(queue_fd):
-            if not name.endswith(".json"):
-                continue
-            try:
-                from . import fastjson
-
-                entry = fastjson.load_file(queue_fd, name, spool.MAX_ENTRY_BYTES * 2).get("entry", {})
-            except (OSError, ValueError, AttributeError):
-                continue
-            if fsutil.is_under(entry.get("dump_dir", ""), dump.path):
-                spool.remove_queue_entry(queue_fd, name)
-    finally:
-        os.close(queue_fd)
+    if dump.queued:
+        spool.remove_entries_below(config["spool_dir"], dump.path)
 
 
 def _clean_spool(config, logger):
-    cutoff = time.time() - STALE_TMP_SECONDS
-    for sub in (spool.INCOMING, spool.QUEUE):
-        try:
-            fd = fsutil.walk(os.path.join(config["spool_dir"], sub))
-        except OSError:
-            continue
-        try:
-            for name in os.listdir(fd):
-                if not name.startswith("."):
-                    continue
-                try:
-                    if os.lstat(name, dir_fd=fd).st_mtime < cutoff:
-                        os.unlink(name, dir_fd=fd)
-                        logger.info("gc: removed abandoned spool file %s/%s" % (sub, name))
-                except OSError:
-                    continue
-        finally:
-            os.close(fd)
+    try:
+        with spool.Spool(config["spool_dir"]) as handle:
+            handle.clean_stale(time.time() - STALE_TMP_SECONDS, logger)
+    except OSError:
+        return
+
+
+def _remember_storage(config, all_dumps, roots, deleted):
+    """Usage after this run, for ``status`` on hosts with many dumps (root only; skipped otherwise)."""
+    try:
+        store = state.Store(config["state_dir"])
+    except OSError:
+        return
+    gone = {item["path"] for item in deleted}
+    kept = [d for d in all_dumps if d.path not in gone]
+    snapshot = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "bytes": sum(d.bytes for d in kept),
+        "count": len(kept),
+        "roots": [
+            {"path": r["path"], "exists": r["exists"], "bytes": sum(d.bytes for d in kept if d.root == r["path"])}
+            for r in roots
+        ],
+    }
+
+    def change(status):
+        status["storage"] = snapshot
+
+    try:
+        store.update_status(change)
+    except OSError:
+        pass
+    finally:
+        store.close()
 
 
 def _remember_hard_cap(config, items, logger):

@@ -3,11 +3,20 @@
 boto3 is imported here and only here, lazily (the hook never imports this module).
 Hosts use the OS's python3-boto3, which can be as old as 1.26 (Debian 12), so
 newer request parameters (``IfNoneMatch`` on PutObject, ``ChecksumSHA256``) are
-detected from the client's service model instead of being assumed.
+detected from the client's service model instead of being assumed; the conditional
+headers (``If-None-Match``, ``If-Match``) are then sent as raw headers, so the
+no-overwrite guarantee does not depend on the botocore version.
 
 Credentials: boto3's default chain only (instance profile on a fleet host); nothing
 is read from or written to disk here. TLS is verified unless the config explicitly
 allows otherwise for an explicit test endpoint (checked in :mod:`config`).
+
+Retries are botocore's ``standard`` mode (exponential backoff with jitter, transient
+errors and throttling only); :func:`error_code` names what failed.
+
+Every object carries ``x-amz-meta-ncd-*`` metadata (owner uid and user, host, dump
+dir, SHA-256 of the content), so a collision can name both owners and an existing
+object with our bytes is recognised without downloading it.
 
 Multipart uploads are our own (create / upload_part / complete) rather than
 ``s3transfer``: the upload id is saved in the uploader state right after creation,
@@ -17,26 +26,12 @@ SHA-256, or re-sent) instead of starting over or leaking an incomplete upload.
 
 import base64
 import hashlib
-import random
-import time
+import threading
 
 READ_CHUNK = 4 * 1024 * 1024
-RETRYABLE_CODES = frozenset(
-    [
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "503",
-        "500",
-        "502",
-        "504",
-    ]
-)
+# answers that mean "this dump can never be uploaded there" rather than "the uploader is broken"
+REFUSAL_CODES = frozenset(["NoSuchBucket", "InvalidBucketName", "PermanentRedirect", "AuthorizationHeaderMalformed"])
+METADATA_PREFIX = "ncd-"
 
 
 class S3Error(Exception):
@@ -44,15 +39,10 @@ class S3Error(Exception):
 
 
 def parse_url(url):
-    """``s3://bucket/some/prefix`` -> (bucket, key prefix without surrounding slashes)."""
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        raise ValueError("S3 prefix must start with s3://")
-    bucket, _unused, key = url[5:].partition("/")
-    from .config import valid_bucket_name
+    """``s3://bucket/some/prefix`` -> (bucket, normalised key prefix); see :func:`config.split_s3_url`."""
+    from .config import split_s3_url
 
-    if not valid_bucket_name(bucket):
-        raise ValueError("invalid bucket name %r" % bucket[:80])
-    return bucket, key.strip("/")
+    return split_s3_url(url)
 
 
 def join_key(prefix, name):
@@ -63,12 +53,26 @@ def b64_sha256(digest):
     return base64.b64encode(digest).decode("ascii")
 
 
+# Conditional headers for botocore too old to model them (Debian 12: botocore 1.29, without
+# IfNoneMatch/IfMatch on PutObject and CompleteMultipartUpload): set for the duration of one
+# call in this thread, added to the request before it is signed (so retries carry them too).
+_EXTRA_HEADERS = threading.local()
+
+
+def _add_extra_headers(request, **_kwargs):
+    for name, value in (getattr(_EXTRA_HEADERS, "value", None) or {}).items():
+        request.headers[name] = value
+
+
 class Client:
     """A boto3 S3 client plus the settings every call needs."""
 
     def __init__(self, s3_config, client=None):
         self.config = s3_config
         self.client = client or make_boto_client(s3_config)
+        events = getattr(self.client.meta, "events", None)  # None only for call-surface stand-ins in unit tests
+        if events is not None:
+            events.register("before-sign.s3", _add_extra_headers)
         self._supports_cache = {}
         self.sse_params = {}
         if s3_config["sse"] == "AES256":
@@ -93,60 +97,46 @@ class Client:
                 self._supports_cache[key] = False
         return self._supports_cache[key]
 
-    # --- retries ----------------------------------------------------------------------------
+    def call(self, operation, headers=None, **params):
+        """Call ``operation`` (retried by botocore's standard mode) with the bucket-owner guard.
 
-    def call(self, operation, **params):
-        """Call ``operation`` with retries (exponential backoff, full jitter) on transient errors.
-
-        Transient: 5xx/throttling answers, connection trouble, timeouts. Anything else
-        (no credentials, access denied, no such bucket, bad parameters) is raised at once.
+        ``headers``: extra HTTP headers for this call only (see ``_EXTRA_HEADERS``).
         """
-        from botocore import exceptions as boto_errors
-
-        transient = (
-            boto_errors.HTTPClientError,
-            boto_errors.IncompleteReadError,
-            boto_errors.CredentialRetrievalError,
-        )
-        method = getattr(self.client, operation)
         params.update(self.owner_params)
-        attempts = self.config["max_attempts"]
-        for attempt in range(1, attempts + 1):
-            try:
-                return method(**params)
-            except boto_errors.ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-                retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
-                if not retryable or attempt == attempts:
-                    raise
-            except boto_errors.BotoCoreError as exc:
-                # refused/reset connections, timeouts, DNS: transient; a bad certificate is not
-                retryable = isinstance(exc, transient) or (
-                    isinstance(exc, boto_errors.ConnectionError) and not isinstance(exc, boto_errors.SSLError)
-                )
-                if not retryable:
-                    raise
-                if attempt == attempts:
-                    raise S3Error("%s failed after %d attempts: %s" % (operation, attempts, exc)) from exc
-            delay = min(self.config["retry_max_seconds"], self.config["retry_base_seconds"] * (2 ** (attempt - 1)))
-            time.sleep(random.uniform(0, delay))
-        raise S3Error("%s: no attempt made" % operation)  # unreachable: attempts >= 1
+        _EXTRA_HEADERS.value = headers
+        try:
+            return getattr(self.client, operation)(**params)
+        finally:
+            _EXTRA_HEADERS.value = None
+
+    def _condition(self, operation, params, headers, parameter, header, value):
+        """Send a condition as a modelled parameter where botocore knows it, else as a raw header."""
+        if self.supports(operation, parameter):
+            params[parameter] = value
+        else:
+            headers[header] = value
 
     # --- objects ----------------------------------------------------------------------------
 
-    def put_bytes(self, bucket, key, data, sha256_digest, if_none_match=False, content_type=None):
+    def put_bytes(
+        self, bucket, key, data, sha256_digest, if_none_match=False, content_type=None, metadata=None, if_match=None
+    ):
         params = {"Bucket": bucket, "Key": key, "Body": data}
+        if metadata:
+            params["Metadata"] = metadata
         params.update(self.sse_params)
         if self.supports("PutObject", "ChecksumSHA256"):
             # the algorithm is named too: some servers store the checksum only then
             params["ChecksumAlgorithm"] = "SHA256"
             params["ChecksumSHA256"] = b64_sha256(sha256_digest)
-        if if_none_match and self.supports("PutObject", "IfNoneMatch"):
-            params["IfNoneMatch"] = "*"
+        headers = {}
+        if if_none_match:
+            self._condition("PutObject", params, headers, "IfNoneMatch", "If-None-Match", "*")
+        if if_match:
+            self._condition("PutObject", params, headers, "IfMatch", "If-Match", if_match)
         if content_type:
             params["ContentType"] = content_type
-        return self.call("put_object", **params)
+        return self.call("put_object", headers=headers, **params)
 
     def head(self, bucket, key):
         """HEAD an object; None when it does not exist."""
@@ -158,9 +148,25 @@ class Client:
         try:
             return self.call("head_object", **params)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+
+    def probe(self, bucket):
+        """One cheap request (HeadBucket, no retries beyond botocore's): raises when S3 is unreachable."""
+        self.call("head_bucket", Bucket=bucket)
+
+    def get_bytes(self, bucket, key, limit):
+        """The object's bytes (at most ``limit``) and its ETag; None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.call("get_object", Bucket=bucket, Key=key, Range="bytes=0-%d" % (limit - 1))
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return answer["Body"].read(), answer.get("ETag")
 
     def matches(self, head, size, sha256_digest, data=None):
         """Whether a HEAD answer describes exactly our bytes.
@@ -170,6 +176,9 @@ class Client:
         """
         if head is None or head.get("ContentLength") != size:
             return False
+        ours = (head.get("Metadata") or {}).get(METADATA_PREFIX + "sha256")
+        if ours:
+            return ours == sha256_digest.hex()
         checksum = head.get("ChecksumSHA256")
         if checksum:
             # multipart objects report a checksum of checksums ("...-N"): it will not match
@@ -179,8 +188,10 @@ class Client:
             return False
         return etag == hashlib.md5(data).hexdigest()  # the ETag of a plain single-part object is its MD5
 
-    def create_multipart(self, bucket, key):
+    def create_multipart(self, bucket, key, metadata=None):
         params = {"Bucket": bucket, "Key": key}
+        if metadata:
+            params["Metadata"] = metadata
         params.update(self.sse_params)
         if self.supports("CreateMultipartUpload", "ChecksumAlgorithm"):
             params["ChecksumAlgorithm"] = "SHA256"
@@ -208,7 +219,7 @@ class Client:
                     "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
                 )
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchUpload", "404"):
+                if error_code(exc) in ("NoSuchUpload", "404"):
                     return None
                 raise
             for part in answer.get("Parts", []):
@@ -224,9 +235,10 @@ class Client:
             "UploadId": upload_id,
             "MultipartUpload": {"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
         }
-        if if_none_match and self.supports("CompleteMultipartUpload", "IfNoneMatch"):
-            params["IfNoneMatch"] = "*"
-        return self.call("complete_multipart_upload", **params)
+        headers = {}
+        if if_none_match:
+            self._condition("CompleteMultipartUpload", params, headers, "IfNoneMatch", "If-None-Match", "*")
+        return self.call("complete_multipart_upload", headers=headers, **params)
 
     def abort_multipart(self, bucket, key, upload_id):
         import contextlib
@@ -234,18 +246,71 @@ class Client:
         from botocore.exceptions import BotoCoreError, ClientError
 
         # best effort: a bucket lifecycle rule should clean up stray uploads anyway
-        with contextlib.suppress(ClientError, BotoCoreError, S3Error):
+        with contextlib.suppress(ClientError, BotoCoreError):
             self.call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
 
 
-def is_precondition_failed(exc):
-    from botocore.exceptions import ClientError
+def error_code(exc):
+    """S3's error code of a ClientError ("NoSuchBucket", "412", ...), else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code", "")) or None
 
-    if not isinstance(exc, ClientError):
+
+def http_status(exc):
+    response = getattr(exc, "response", None)
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+
+
+def is_precondition_failed(exc):
+    return error_code(exc) in ("PreconditionFailed", "412") or http_status(exc) == 412
+
+
+def is_refusal(exc):
+    """S3 says this destination can never work (the bucket does not exist, ...): not an outage."""
+    return error_code(exc) in REFUSAL_CODES
+
+
+def is_remote_failure(exc):
+    """An S3/botocore failure (as opposed to a local file problem)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
         return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "412") or status == 412
+    return isinstance(exc, (BotoCoreError, ClientError, S3Error))
+
+
+def owner_metadata(uid, user, host, dump_dir, sha256_hex=None):
+    """``x-amz-meta-ncd-*`` values (ASCII only, as S3 requires)."""
+    from . import keys
+
+    def ascii_text(value):
+        return keys.display(value).encode("ascii", "backslashreplace").decode("ascii")[:512]
+
+    metadata = {
+        METADATA_PREFIX + "owner-uid": str(uid),
+        METADATA_PREFIX + "owner": ascii_text(user),
+        METADATA_PREFIX + "host": ascii_text(host),
+        METADATA_PREFIX + "dump-dir": ascii_text(dump_dir),
+    }
+    if sha256_hex:
+        metadata[METADATA_PREFIX + "sha256"] = sha256_hex
+    return metadata
+
+
+def describe_owner(head):
+    """'uid 1000 (alice) on i-0123 from /dumps/x' from an object's metadata, or 'unknown owner'."""
+    metadata = (head or {}).get("Metadata") or {}
+    uid = metadata.get(METADATA_PREFIX + "owner-uid")
+    if uid is None:
+        return "an unknown owner (object not written by neuron-core-dump)"
+    return "uid %s (%s) on %s from %s" % (
+        uid,
+        metadata.get(METADATA_PREFIX + "owner", "?"),
+        metadata.get(METADATA_PREFIX + "host", "?"),
+        metadata.get(METADATA_PREFIX + "dump-dir", "?"),
+    )
 
 
 def describe_error(exc):
@@ -261,16 +326,16 @@ def describe_error(exc):
     return str(exc) or exc.__class__.__name__
 
 
-def make_boto_client(s3_config):
+def make_boto_client(s3_config, connections=None):
     import boto3
     from botocore.config import Config
 
     options = {
         "connect_timeout": s3_config["connect_timeout_seconds"],
         "read_timeout": s3_config["read_timeout_seconds"],
-        # our own retry loop (with jitter and logging) does the retrying
-        "retries": {"total_max_attempts": 1, "mode": "standard"},
-        "max_pool_connections": s3_config["max_concurrency"] + 4,
+        # botocore's standard mode: transient errors and throttling, exponential backoff with jitter
+        "retries": {"total_max_attempts": s3_config["max_attempts"], "mode": "standard"},
+        "max_pool_connections": connections or s3_config["max_concurrency"] + 4,
         "s3": {"addressing_style": s3_config["addressing_style"]},
     }
     if s3_config["region"]:

@@ -167,24 +167,11 @@ def _check_scratch(report, scratch, instance_id, runtime_name):
 
 
 def _remove_spool_entries(config, scratch):
-    for sub in (spool.INCOMING, spool.QUEUE):
-        try:
-            fd = fsutil.walk(os.path.join(config["spool_dir"], sub))
-        except OSError:
-            continue
-        try:
-            for name in os.listdir(fd):
-                try:
-                    data = fastjson.load_file(fd, name, spool.MAX_ENTRY_BYTES * 2)
-                except (OSError, ValueError):
-                    continue
-                entry = data.get("entry", data) if isinstance(data, dict) else {}
-                if isinstance(entry, dict) and entry.get("dump_dir") == scratch:
-                    fsutil.quietly(os.unlink, name, dir_fd=fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    try:
+        with spool.Spool(config["spool_dir"]) as handle:
+            handle.discard(scratch)
+    except OSError:
+        pass
 
 
 def _remove_scratch(root, name):

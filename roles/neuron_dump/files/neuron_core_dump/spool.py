@@ -102,31 +102,124 @@ def validate_entry(data):
     }
 
 
-def open_spool_dirs(spool_dir):
-    """(incoming fd, queue fd) for the uploader; creates ``queue/`` (0700) when missing."""
-    incoming_fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
-    try:
-        spool_fd = fsutil.walk(spool_dir)
+class Spool:
+    """The uploader's (root's) handle on the spool: the only code that knows its layout.
+
+    ``claim()`` moves complete incoming entries into the queue, ``entries()`` reads the
+    queue, ``save()``/``remove()`` change one entry, ``remove_below(path)`` drops the
+    entries of a deleted dump, ``worker_lock()`` is the lock a spawned worker holds,
+    ``clean_stale()`` removes temp files of killed writers.
+    """
+
+    def __init__(self, spool_dir):
+        self.spool_dir = spool_dir
+        self.incoming_fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
         try:
-            queue_fd = fsutil.walk_below(spool_fd, [QUEUE], create_mode=0o700)
-        finally:
-            os.close(spool_fd)
-        info = os.fstat(queue_fd)
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            os.close(queue_fd)
-            # queue entries are trusted (their uid was checked on claim): nobody else may touch them
-            raise fsutil.UnsafePathError(errno.EPERM, "spool queue dir must be private to uid %d" % os.geteuid())
-    except BaseException:
-        os.close(incoming_fd)
-        raise
-    return incoming_fd, queue_fd
+            spool_fd = fsutil.walk(spool_dir)
+            try:
+                self.queue_fd = fsutil.walk_below(spool_fd, [QUEUE], create_mode=0o700)
+            finally:
+                os.close(spool_fd)
+            info = os.fstat(self.queue_fd)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                os.close(self.queue_fd)
+                # queue entries are trusted (their uid was checked on claim): nobody else may touch them
+                raise fsutil.UnsafePathError(errno.EPERM, "spool queue dir must be private to uid %d" % os.geteuid())
+        except BaseException:
+            os.close(self.incoming_fd)
+            raise
+
+    def close(self):
+        fsutil.quietly(os.close, self.incoming_fd)
+        fsutil.quietly(os.close, self.queue_fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def has_incoming(self):
+        return any(not name.startswith(".") for name in os.listdir(self.incoming_fd))
+
+    def claim(self, logger):
+        """Claim complete incoming entries; returns {queue name: trusted entry} of those claimed now."""
+        return _claim_incoming(self.incoming_fd, self.queue_fd, logger)
+
+    def entries(self, logger):
+        """All trusted queue entries as {name: entry}."""
+        return _load_queue(self.queue_fd, logger)
+
+    def save(self, name, data):
+        fsutil.replace_file(self.queue_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+
+    def remove(self, name):
+        fsutil.quietly(os.unlink, name, dir_fd=self.queue_fd)
+
+    def remove_below(self, path):
+        """Drop every queue entry whose dump dir is ``path`` or below it."""
+        for name, queued in _load_queue(self.queue_fd, _QUIET).items():
+            if fsutil.is_under(queued["entry"].get("dump_dir", ""), path):
+                self.remove(name)
+
+    def discard(self, dump_dir):
+        """Drop incoming and queued entries naming exactly ``dump_dir`` (self-test clean-up)."""
+        for name in os.listdir(self.incoming_fd):
+            if name.startswith("."):
+                continue
+            try:
+                data = fastjson.load_file(self.incoming_fd, name, MAX_ENTRY_BYTES)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("dump_dir") == dump_dir:
+                fsutil.quietly(os.unlink, name, dir_fd=self.incoming_fd)
+        for name, queued in _load_queue(self.queue_fd, _QUIET).items():
+            if queued["entry"].get("dump_dir") == dump_dir:
+                self.remove(name)
+
+    def worker_lock(self):
+        """The spawned worker's lock (an fd to close), or None when another worker holds it."""
+        import fcntl
+
+        fd = os.open(
+            os.path.join(self.spool_dir, "worker.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def clean_stale(self, cutoff, logger):
+        """Remove temp files (``.*``) older than ``cutoff`` (epoch seconds) left by killed writers."""
+        for sub, fd in ((INCOMING, self.incoming_fd), (QUEUE, self.queue_fd)):
+            for name in os.listdir(fd):
+                if not name.startswith("."):
+                    continue
+                try:
+                    if os.lstat(name, dir_fd=fd).st_mtime < cutoff:
+                        os.unlink(name, dir_fd=fd)
+                        logger.info("gc: removed abandoned spool file %s/%s" % (sub, name))
+                except OSError:
+                    continue
 
 
-def claim_incoming(incoming_fd, queue_fd, logger):
+class _Quiet:
+    @staticmethod
+    def warning(_message):
+        return None
+
+
+_QUIET = _Quiet()
+
+
+def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
     import time
 
-    claimed = []
+    claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
             continue  # a hook is still writing it (stale ones are removed by gc)
@@ -159,7 +252,7 @@ def claim_incoming(incoming_fd, queue_fd, logger):
             }
             final = name if name.endswith(".json") and len(name) < 200 else fsutil.unique_suffix() + ".json"
             fsutil.replace_file(queue_fd, final, fastjson.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
-            claimed.append(final)
+            claimed[final] = queued
         except (ValueError, OSError) as exc:
             logger.warning("rejected spool entry %r: %s" % (name, exc))
         finally:
@@ -167,8 +260,7 @@ def claim_incoming(incoming_fd, queue_fd, logger):
     return claimed
 
 
-def load_queue(queue_fd, logger):
-    """All trusted queue entries as {name: entry}."""
+def _load_queue(queue_fd, logger):
     result = {}
     for name in sorted(os.listdir(queue_fd)):
         if name.startswith(".") or not name.endswith(".json"):
@@ -182,18 +274,68 @@ def load_queue(queue_fd, logger):
     return result
 
 
-def save_queue_entry(queue_fd, name, data):
-    fsutil.replace_file(queue_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
-
-
-def remove_queue_entry(queue_fd, name):
-    fsutil.quietly(os.unlink, name, dir_fd=queue_fd)
-
-
-def count_incoming(spool_dir):
-    """Number of complete entries waiting in incoming/ (needs read permission: root)."""
-    fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
+def read_queue(spool_dir):
+    """Queue entries, read-only (root; others get [])."""
     try:
-        return sum(1 for name in os.listdir(fd) if not name.startswith("."))
+        queue_fd = fsutil.walk(os.path.join(spool_dir, QUEUE))
+    except OSError:
+        return []
+    try:
+        return list(_load_queue(queue_fd, _QUIET).values())
+    except OSError:
+        return []
+    finally:
+        os.close(queue_fd)
+
+
+def count_entries(spool_dir):
+    """(incoming entries, queue entries) by name only, without reading them: cheap at any depth.
+
+    -1 for a directory this user cannot list (incoming is 1733: only root sees the entries).
+    """
+    counts = []
+    for sub in (INCOMING, QUEUE):
+        try:
+            fd = fsutil.walk(os.path.join(spool_dir, sub))
+        except OSError:
+            counts.append(0 if sub == QUEUE else -1)
+            continue
+        try:
+            counts.append(sum(1 for name in os.listdir(fd) if not name.startswith(".")))
+        except OSError:
+            counts.append(-1)
+        finally:
+            os.close(fd)
+    return counts[0], counts[1]
+
+
+def incoming_dump_dirs(spool_dir, limit):
+    """The dump dirs named by incoming entries, or None when there are more than ``limit`` (root only)."""
+    try:
+        fd = fsutil.walk(os.path.join(spool_dir, INCOMING))
+    except OSError:
+        return set()
+    try:
+        names = [name for name in os.listdir(fd) if not name.startswith(".")]
+        if len(names) > limit:
+            return None
+        dirs = set()
+        for name in names:
+            try:
+                dirs.add(validate_entry(fastjson.load_file(fd, name, MAX_ENTRY_BYTES))["dump_dir"])
+            except (OSError, ValueError):
+                continue
+        return dirs
+    except OSError:
+        return set()
     finally:
         os.close(fd)
+
+
+def remove_entries_below(spool_dir, path):
+    """Drop the queue entries of a dump being deleted (root; silently nothing otherwise)."""
+    try:
+        with Spool(spool_dir) as handle:
+            handle.remove_below(path)
+    except OSError:
+        return

@@ -5,7 +5,11 @@
                      manifest, whether extra capture ran, local-only marker.
 ``locks/<h>.lock``   ``fcntl.flock`` per dump dir: two uploaders never work on one
                      dump at the same time, so no file is uploaded twice.
-``status.json``      last error / last success / hard-cap deletions, for ``status``.
+``status.json``      the uploader's summary for ``status``: last error / success, whether it
+                     is broken, queue depth per uid, held and refused dumps, hard-cap
+                     deletions (written once per pass, so ``status`` never walks the spool).
+``capture-last``     when the last extra capture ran (host-wide rate limit).
+``uid-bytes.json``   bytes uploaded per uid per minute over the last hour (byte quota).
 
 Every file is replaced atomically (temp + rename), so a SIGKILL at any moment leaves
 either the old or the new state, never a torn one. ``<h>`` is a hash of the dump
@@ -13,7 +17,6 @@ dir path, so any path maps to a fixed-length, safe file name.
 """
 
 import errno
-import hashlib
 import os
 import time
 
@@ -24,6 +27,10 @@ UPLOADS = "uploads"
 LOCKS = "locks"
 STATUS = "status.json"
 STATUS_LOCK = "status.lock"
+CAPTURE_STAMP = "capture-last"
+CAPTURE_LOCK = "capture.lock"
+QUOTA = "uid-bytes.json"
+QUOTA_LOCK = "quota.lock"
 MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
@@ -38,6 +45,8 @@ def _check_private(fd, what, allow_read=False):
 
 
 def dump_key(dump_dir):
+    import hashlib  # not at the top: ``status`` reads state without it
+
     return hashlib.sha256(dump_dir.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
@@ -125,6 +134,55 @@ class Store:
             change(status)
             fsutil.replace_file(self.fd, STATUS, fastjson.dumps(status, indent=1).encode("ascii"), 0o644, fsync=False)
             return status
+
+    # --- host-wide rate limits --------------------------------------------------------------
+
+    def capture_slot(self, min_interval_seconds):
+        """Whether an extra capture may run now (at most one per interval on this host); claims it."""
+        if min_interval_seconds <= 0:
+            return True
+        with _FileLock(self.locks_fd, CAPTURE_LOCK, 30):
+            try:
+                last = int(fsutil.read_small(self.fd, CAPTURE_STAMP, 64)[0].decode("ascii").strip() or 0)
+            except (OSError, ValueError):
+                last = 0
+            now = time.time_ns()
+            if 0 <= now - last < min_interval_seconds * 1e9:
+                return False
+            fsutil.replace_file(self.fd, CAPTURE_STAMP, str(now).encode("ascii"), 0o644, fsync=False)
+            return True
+
+    def add_uid_bytes(self, uid, count):
+        """Record ``count`` bytes uploaded for ``uid`` (per-minute buckets of the last hour)."""
+        with _FileLock(self.locks_fd, QUOTA_LOCK, 30):
+            usage = self._load_quota()
+            minute = int(time.time() // 60)
+            buckets = usage.setdefault(str(uid), {})
+            buckets[str(minute)] = int(buckets.get(str(minute), 0)) + int(count)
+            fsutil.replace_file(self.fd, QUOTA, fastjson.dumps(usage).encode("ascii"), 0o600, fsync=False)
+
+    def uids_over_byte_quota(self, limit):
+        """uids (ints) that uploaded more than ``limit`` bytes in the last hour; none when limit is 0."""
+        if not limit:
+            return set()
+        usage = self._load_quota()
+        return {int(uid) for uid, buckets in usage.items() if sum(buckets.values()) >= limit}
+
+    def _load_quota(self):
+        try:
+            data = fastjson.load_file(self.fd, QUOTA, MAX_STATE_BYTES)
+        except (ValueError, OSError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        since = int(time.time() // 60) - 60
+        result = {}
+        for uid, buckets in data.items():
+            if isinstance(buckets, dict):
+                kept = {m: v for m, v in buckets.items() if m.isdigit() and int(m) > since and isinstance(v, int)}
+                if kept:
+                    result[uid] = kept
+        return result
 
 
 def read_status(state_dir):

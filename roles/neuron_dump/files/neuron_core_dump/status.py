@@ -7,40 +7,26 @@ The keys below are a contract (the collection's info module parses ``status --js
      "storage": {"bytes": int, "count": int, "free_bytes": int, "roots": [...]},
      "config_ok": bool}
 
-Extra keys may be added (``config_error``, ``last_error_at``, ``hard_cap_deletions``).
+Extra keys may be added (``config_error``, ``last_error_at``, ``hard_cap_deletions``,
+``failing_entries``, ``held_dumps``, ``refused``, ``queue_by_uid``, ``exact``).
+
+Cheap at any spool depth: below ``EXACT_LIMIT`` entries it reads the spool, above it
+answers from the summary the uploader writes after every pass (``status.json``), and
+storage from gc's last measurement. ``uploader.healthy`` is false only when the
+uploader is broken (config, boto3, every upload failing on S3, not running while dumps
+wait); dumps refused by policy or by S3 (bucket missing) and dumps held by the per-uid
+limits are counted and listed, and leave the host healthy.
 """
 
-import importlib.util
 import os
 import time
 
 from . import config as config_mod
-from . import dumps as dumps_mod
-from . import fastjson, fsutil, spool, state
+from . import fsutil, keys, spool, state
 
-
-def _incoming_entries(spool_dir):
-    """(count, set of dump dirs) of incoming entries; (-1, set()) when unreadable (not root)."""
-    try:
-        fd = fsutil.walk(os.path.join(spool_dir, spool.INCOMING))
-    except OSError:
-        return 0, set()
-    dirs = set()
-    count = 0
-    try:
-        for name in os.listdir(fd):
-            if name.startswith("."):
-                continue
-            count += 1
-            try:
-                dirs.add(spool.validate_entry(fastjson.load_file(fd, name, spool.MAX_ENTRY_BYTES))["dump_dir"])
-            except (OSError, ValueError):
-                continue
-    except OSError:
-        return -1, set()
-    finally:
-        os.close(fd)
-    return count, dirs
+# below this many spool entries (and dumps) status reads them itself for exact numbers;
+# above, it answers from the summary the uploader keeps in status.json (cheap at any depth)
+EXACT_LIMIT = 200
 
 
 def collect(config_path):
@@ -50,65 +36,157 @@ def collect(config_path):
     except config_mod.ConfigError as exc:
         config_error = "%s: %s" % (exc.key, exc.rule)
         config = config_mod.defaults()
-    incoming_count, incoming_dirs = _incoming_entries(config["spool_dir"])
-    queued = dumps_mod.load_queue_entries(config["spool_dir"])
-    queued_dirs = {q.get("entry", {}).get("dump_dir") for q in queued}
+    incoming_count, queue_count = spool.count_entries(config["spool_dir"])
     saved = state.read_status(config["state_dir"])
-    all_dumps, roots = dumps_mod.scan(config, with_state=False)
-    free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
+    summary = saved.get("queue") or {}
+    exact = queue_count <= EXACT_LIMIT and incoming_count <= EXACT_LIMIT
+    incoming_dirs = spool.incoming_dump_dirs(config["spool_dir"], EXACT_LIMIT) if exact else None
+    if incoming_dirs is not None:
+        queued = spool.read_queue(config["spool_dir"])
+        pending = len({q["entry"].get("dump_dir") for q in queued} | incoming_dirs)
+        failing = [q.get("last_error") for q in queued if q.get("last_error")]
+        failing_count = len(failing)
+        latest_failure = failing[-1] if failing else None
+    else:  # a deep spool: the uploader's numbers of its last pass, plus what arrived since (upper bound)
+        pending = int(summary.get("dumps") or 0) + max(incoming_count, 0)
+        failing_count = int(summary.get("failing") or 0)
+        latest_failure = saved.get("last_error") if failing_count else None
+    storage = _storage(config, saved)
+    healthy, detail = _uploader_health(
+        config, config_error, saved, incoming_count, queue_count, pending, failing_count, latest_failure
+    )
+    refused = saved.get("refused") or {"total": 0, "recent": []}
+    return keys.clean(
+        {
+            "spool_depth": max(incoming_count, 0) + queue_count,
+            "pending_dumps": pending,
+            "last_error": saved.get("last_error"),
+            "last_success": saved.get("last_success"),
+            "uploader": {"healthy": healthy, "detail": detail},
+            "storage": storage,
+            "config_ok": config_error is None,
+            "config_error": config_error,
+            "last_error_at": saved.get("last_error_at"),
+            "last_run": saved.get("last_run"),
+            "hard_cap_deletions": saved.get("hard_cap_deletions") or [],
+            "failing_entries": failing_count,
+            "held_dumps": int(saved.get("held") or 0),
+            "refused": {"total": int(refused.get("total") or 0), "recent": refused.get("recent") or []},
+            "queue_by_uid": summary.get("by_uid") or {},
+            "exact": incoming_dirs is not None,
+        }
+    )
 
-    healthy, detail = _uploader_health(config, config_error, queued, incoming_count)
-    result = {
-        "spool_depth": max(incoming_count, 0) + len(queued),
-        "pending_dumps": len(queued_dirs | incoming_dirs),
-        "last_error": saved.get("last_error"),
-        "last_success": saved.get("last_success"),
-        "uploader": {"healthy": healthy, "detail": detail},
-        "storage": {
-            "bytes": sum(d.bytes for d in all_dumps),
-            "count": len(all_dumps),
+
+def _storage(config, saved):
+    """Usage of the dump roots: walked when there are few dumps, else gc's last numbers + live counts."""
+    counts = []
+    for root in config["dump_roots"]:
+        try:
+            fd = fsutil.walk(root)
+        except OSError:
+            counts.append(None)  # missing
+            continue
+        try:
+            counts.append(len(os.listdir(fd)))
+        except OSError:
+            counts.append(0)
+        finally:
+            os.close(fd)
+    snapshot = saved.get("storage")
+    if sum(c or 0 for c in counts) > EXACT_LIMIT:
+        if not isinstance(snapshot, dict):  # gc has not measured yet: counts and free space only
+            snapshot = {"bytes": 0, "roots": [], "at": None}
+        roots = []
+        for root, count in zip(config["dump_roots"], counts):
+            known = next((r for r in snapshot.get("roots", []) if r.get("path") == root), {})
+            item = {"bytes": 0}
+            item.update(known)
+            item.update({"path": root, "exists": count is not None, "count": count or 0, "free_bytes": _free(root)})
+            roots.append(item)
+        free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
+        return {
+            "bytes": int(snapshot.get("bytes") or 0),
+            "count": sum(c or 0 for c in counts),
             "free_bytes": min(free_values) if free_values else 0,
             "roots": roots,
-        },
-        "config_ok": config_error is None,
-        "config_error": config_error,
-        "last_error_at": saved.get("last_error_at"),
-        "last_run": saved.get("last_run"),
-        "hard_cap_deletions": saved.get("hard_cap_deletions") or [],
+            "measured_at": snapshot.get("at"),
+        }
+    from . import dumps as dumps_mod  # only for a walk of few dumps
+
+    all_dumps, roots = dumps_mod.scan(config, with_state=False)
+    free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
+    return {
+        "bytes": sum(d.bytes for d in all_dumps),
+        "count": len(all_dumps),
+        "free_bytes": min(free_values) if free_values else 0,
+        "roots": roots,
     }
-    return result
 
 
-def _uploader_health(config, config_error, queued, incoming_count):
+def _free(path):
+    try:
+        vfs = os.statvfs(path)
+    except OSError:
+        return None
+    return vfs.f_bavail * vfs.f_frsize
+
+
+def _uploader_health(config, config_error, saved, incoming_count, queue_count, pending, failing, latest):
+    """(healthy, detail). Unhealthy only when the uploader itself is broken; refusals and quota are counted."""
     problems = []
     if config_error:
         problems.append("config invalid: %s" % config_error)
-    if importlib.util.find_spec("boto3") is None:
+    if not _boto3_installed():
         problems.append("boto3 is not importable by this python")
     if incoming_count < 0:
         problems.append("spool not readable (run as root for full status)")
-    now_ns = time.time_ns()
-    stale_ns = int(config["uploader"]["stale_after_seconds"] * 1e9)
-    stale = [q for q in queued if now_ns - int(q.get("claimed_ns") or now_ns) > stale_ns]
-    failing = [q for q in queued if q.get("last_error")]
-    if stale:
-        problems.append(
-            "%d queued entr%s older than %ss"
-            % (len(stale), "y" if len(stale) == 1 else "ies", config["uploader"]["stale_after_seconds"])
-        )
-    if failing:
-        problems.append(
-            "%d entr%s failing, latest: %s"
-            % (len(failing), "y" if len(failing) == 1 else "ies", failing[-1]["last_error"][:300])
-        )
+    if saved.get("broken"):
+        problems.append("%s (since %s)" % (saved["broken"], saved.get("broken_since") or "?"))
+    stale = config["uploader"]["stale_after_seconds"]
+    if pending and _not_running_for(config, saved) > stale:
+        problems.append("%d dump(s) waiting and the uploader has not run for more than %ss" % (pending, stale))
     if problems:
         return False, "; ".join(problems)
-    if queued or incoming_count > 0:
-        return True, "ok; %d entr%s waiting" % (
-            len(queued) + max(incoming_count, 0),
-            "y" if len(queued) + max(incoming_count, 0) == 1 else "ies",
+    notes = []
+    waiting = queue_count + max(incoming_count, 0)
+    if waiting:
+        notes.append("%d entr%s waiting" % (waiting, "y" if waiting == 1 else "ies"))
+    if failing:
+        notes.append("%d entr%s failing, latest: %s" % (failing, "y" if failing == 1 else "ies", (latest or "")[:300]))
+    held = int(saved.get("held") or 0)
+    if held:
+        notes.append("%d dump(s) held by the per-uid limits" % held)
+    refused = (saved.get("refused") or {}).get("recent") or []
+    if refused:
+        notes.append(
+            "%d dump(s) refused, latest: %s"
+            % (int(saved["refused"].get("total") or 0), refused[-1].get("reason", "")[:300])
         )
-    return True, "ok"
+    return True, "ok" + ("; " + "; ".join(notes) if notes else "")
+
+
+def _boto3_installed():
+    """Whether ``import boto3`` would find it (a path check: importlib.util costs more than status itself)."""
+    import sys
+
+    return any(
+        os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py"))
+        for entry in sys.path
+        if isinstance(entry, str)
+    )
+
+
+def _not_running_for(config, saved):
+    """Seconds since the uploader last ran, or since work arrived when it never ran."""
+    last = saved.get("last_run_ns")
+    now = time.time_ns()
+    if isinstance(last, int):
+        return (now - last) / 1e9
+    try:  # never ran: the incoming dir's mtime is when the newest entry arrived
+        return time.time() - os.stat(os.path.join(config["spool_dir"], spool.INCOMING)).st_mtime
+    except OSError:
+        return 0
 
 
 def human(status):
@@ -131,6 +209,13 @@ def human(status):
             lines.append("  %-40s %d dump(s) %s" % (root["path"], root["count"], _size(root["bytes"])))
         else:
             lines.append("  %-40s (missing)" % root["path"])
+    if status.get("held_dumps"):
+        lines.append("held:          %d dump(s) wait for their uid's limits" % status["held_dumps"])
+    for item in (status.get("refused") or {}).get("recent", [])[-5:]:
+        lines.append(
+            "REFUSED at %s: %s (uid %s): %s"
+            % (item.get("at"), item.get("dump_dir"), item.get("uid"), item.get("reason"))
+        )
     for item in status["hard_cap_deletions"][-5:]:
         lines.append("DELETED BEFORE UPLOAD at %s: %s" % (item.get("at"), item.get("path")))
     return "\n".join(lines)

@@ -1,42 +1,63 @@
 """The uploader: drains the spool and uploads dump dirs to S3 (runs as root).
 
-One run:
+One pass:
 
 1. claim every complete entry in ``incoming/`` into ``queue/`` (see :mod:`spool`);
-2. coalesce queued entries by (dump dir, S3 prefix, owner uid): 64 ranks x 3 calls
-   into one directory become one upload;
-3. per dump dir, under an exclusive ``flock``: open the dir without following
-   symlinks (only below a configured dump root; owner must match the entry's
-   owner), run the extra capture once, then upload every settled regular file whose
-   (size, mtime, inode) is not yet recorded as uploaded, small files with one PUT,
-   large ones multipart, all through one thread pool;
-4. write ``<instance id>-manifest.json`` (sha256 per file) last, as the completion marker;
-5. drop the finished entries; failed ones stay queued with the error recorded.
+2. group queued entries by (dump dir, owner uid): 64 ranks x 3 calls into one
+   directory become one upload. A dump dir goes to ONE S3 prefix: the first one
+   it was enqueued with (kept in its state); calls naming another prefix for the
+   same dir (e.g. ``%p`` only in the prefix) are folded into it and listed in the
+   manifest as ``also_requested_prefixes``: nothing is lost and no file is
+   uploaded twice under different jobs;
+3. schedule fairly: per uid oldest first, at most ``max_pending_dumps_per_uid`` dumps
+   of a uid per pass and none of a uid past ``max_bytes_per_uid_per_hour`` (the rest
+   is *held*: left queued, counted, resumed by a later pass), interleaved round-robin
+   across uids, worked on by ``max_parallel_dumps`` threads; entries that arrive
+   during the pass are claimed whenever a dump finishes, and a uid with nothing
+   waiting goes first, so a flood's pass never delays another user's dump;
+4. per dump dir, under an exclusive ``flock``: check the policy (allowed buckets,
+   key prefixes, uids, groups), open the dir without following symlinks (only below
+   a dump root, owner must match), run the extra capture once (rate-limited per
+   host; its output is root's and never waited on), send every file through
+   :mod:`transfer` (conditional: nothing another dump wrote is overwritten);
+5. write the manifest last, as the completion marker;
+6. drop the finished entries; failed ones stay queued with the error recorded;
+   update ``status.json``, the cheap summary ``status`` answers from.
 
-A dump is never deleted here, and an entry is dropped only when its upload is
-complete, when it has no S3 prefix (done-local), or when it can never succeed
-(refused: outside the roots, symlinked, foreign owner, bucket not allowed); the
-dump itself then stays on disk for ``gc``.
+Manifests: see :mod:`manifest`. Files named ``*-manifest.json`` in a dump dir are
+never uploaded (recorded as skipped): only the uploader writes manifests.
+
+Refusals are not failures: a dump whose bucket or prefix is not allowed, whose uid
+is not allowed, or whose bucket does not exist stays local, its entries are dropped,
+and it is counted and listed in ``status`` without making the uploader unhealthy.
+
+With ``--wait`` (the systemd service), dumps that failed on S3 itself are retried
+with exponential backoff capped at ``uploader.retry_max_interval_seconds`` (one
+HeadBucket probe per attempt, so a dead endpoint is not hammered), so uploads resume
+within that long after an outage ends.
 """
 
-import hashlib
+import collections
+import grp
 import os
+import pwd
 import stat
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import capture, fastjson, fsutil, hostinfo, log, spool, state
+from . import capture, fsutil, hostinfo, keys, log, manifest, s3, spool, state, transfer
+from .progress import DumpProgress
 
-MANIFEST_SUFFIX = "-manifest.json"
-MANIFEST_SCHEMA = "neuron-core-dump/manifest/v1"
+REFUSED_HISTORY = 20
 
 
 class Refused(Exception):
-    """An entry that can never be uploaded (a security or configuration refusal)."""
+    """An entry that can never be uploaded (a security refusal: outside roots, foreign owner)."""
 
 
-class _Aborted(Exception):
-    """A file not tried because S3 already failed for another file of the same dump."""
+class PolicyRefused(Refused):
+    """Refused by configuration or by S3 (bucket/prefix/uid not allowed, bucket missing): kept local."""
 
 
 class RunResult:
@@ -48,8 +69,13 @@ class RunResult:
         self.groups_deferred = 0
         self.local_only = 0
         self.refused = 0
+        self.held = 0  # dumps left queued by the per-uid limits
         self.errors = []
+        self.refusals = []  # {"dump_dir", "s3_prefix", "reason"}
+        self.remote_failures = {}  # bucket -> error text, of groups that failed on S3 itself
+        self.successes = 0
         self.busy = False  # another worker held the worker lock
+        self.lock = threading.Lock()
 
     def as_dict(self):
         return {
@@ -59,40 +85,44 @@ class RunResult:
             "dumps_failed": self.groups_failed,
             "dumps_deferred": self.groups_deferred,
             "dumps_local_only": self.local_only,
+            "dumps_held": self.held,
             "entries_refused": self.refused,
+            "refused": self.refusals,
             "errors": self.errors,
             "another_worker_running": self.busy,
         }
+
+
+class _Group:
+    """The queue entries of one dump dir and owner."""
+
+    def __init__(self, dump_dir, uid):
+        self.dump_dir = dump_dir
+        self.uid = uid
+        self.names = []
+        self.prefixes = []  # distinct, in claim order
+        self.first_ns = None
+        self.instance_id = None
+
+    def add(self, name, queued):
+        entry = queued["entry"]
+        self.names.append(name)
+        if entry.get("s3_prefix") not in self.prefixes:
+            self.prefixes.append(entry.get("s3_prefix"))
+        claimed = int(queued.get("claimed_ns") or 0)
+        self.first_ns = claimed if self.first_ns is None else min(self.first_ns, claimed)
+        self.instance_id = self.instance_id or entry.get("instance_id")
 
 
 class _Outcome:
     def __init__(self):
         self.uploaded = 0
         self.skipped = 0
+        self.bytes = 0
         self.deferred = []
         self.failed = {}  # file name -> error text
-
-
-class _Upload:
-    """One file in flight: open fd, identity, digest, multipart bookkeeping."""
-
-    def __init__(self, name, key):
-        self.name = name
-        self.key = key
-        self.fd = None
-        self.info = None
-        self.sha256 = None
-        self.first = True
-        self.upload_id = None
-        self.part_size = 0
-        self.listed = {}
-        self.parts = []
-        self.waiting = 0  # multipart tasks (parts + digest) still running
-        self.error = None
-        self.refusal = None
-
-    def identity(self):
-        return {"size": self.info.st_size, "mtime_ns": self.info.st_mtime_ns, "ino": self.info.st_ino}
+        self.remote = None  # error text when S3 itself failed
+        self.refusal = None  # S3 says the destination can never work
 
 
 class Uploader:
@@ -101,9 +131,10 @@ class Uploader:
         self.logger = logger
         self.store = state.Store(config["state_dir"])
         self._client = client
+        self._client_lock = threading.Lock()
         self._instance_id = None
-        self._last_save = 0.0
-        self._abort = None  # set when S3 failed for good: the rest of the dump is not tried
+        self._users = {}
+        self._carried = False  # entries claimed during a pass for a dump already worked on in it
 
     def close(self):
         self.store.close()
@@ -111,11 +142,12 @@ class Uploader:
     # --- helpers ------------------------------------------------------------------------------
 
     def client(self):
-        if self._client is None:
-            from . import s3
-
-            self._client = s3.Client(self.config["s3"])
-        return self._client
+        with self._client_lock:
+            if self._client is None:
+                settings = self.config["uploader"]
+                connections = self.config["s3"]["max_concurrency"] * 2 + settings["max_parallel_dumps"] + 4
+                self._client = s3.Client(self.config["s3"], s3.make_boto_client(self.config["s3"], connections))
+            return self._client
 
     def instance_id(self):
         if self._instance_id is None:
@@ -134,103 +166,228 @@ class Uploader:
             self._instance_id = found
         return self._instance_id
 
+    def dump_instance_id(self, hook_instance_id):
+        """The id a dump's capture and manifest files carry: DMI (trusted) where there is one,
+        else the id the hook recorded from the runtime, else IMDS or the host name."""
+        found = hostinfo.read_instance_id_file(self.config["hook"]["instance_id_file"])
+        return found or hook_instance_id or self.instance_id()
+
+    def user_name(self, uid):
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except (KeyError, OverflowError):
+                self._users[uid] = str(uid)
+        return self._users[uid]
+
     # --- a run --------------------------------------------------------------------------------
 
     def run(self, wait_for_all=False, worker=False):
         result = RunResult()
-        incoming_fd, queue_fd = spool.open_spool_dirs(self.config["spool_dir"])
-        lock_fd = None
-        try:
-            if worker:
-                lock_fd = _try_worker_lock(self.config["spool_dir"])
-                if lock_fd is None:
-                    result.busy = True
-                    return result
-            while True:
-                self._one_pass(incoming_fd, queue_fd, result, wait_for_all)
-                if lock_fd is not None:
-                    # release, then look again: a hook that found the lock held relies on us
-                    os.close(lock_fd)
-                    lock_fd = None
-                    if not _has_incoming(incoming_fd):
-                        break
-                    lock_fd = _try_worker_lock(self.config["spool_dir"])
+        self.instance_id()  # resolved once, before any thread needs it
+        with spool.Spool(self.config["spool_dir"]) as queue:
+            lock_fd = None
+            try:
+                if worker:
+                    lock_fd = queue.worker_lock()
                     if lock_fd is None:
-                        break  # the new holder will take it
-                    continue
-                if wait_for_all and _has_incoming(incoming_fd):
-                    continue
-                break
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
-            os.close(incoming_fd)
-            os.close(queue_fd)
-        self._record_status(result)
+                        result.busy = True
+                        return result
+                while True:
+                    self._passes(queue, result, wait_for_all)
+                    if lock_fd is not None:
+                        # release, then look again: a hook that found the lock held relies on us
+                        os.close(lock_fd)
+                        lock_fd = None
+                        if not queue.has_incoming():
+                            break
+                        lock_fd = queue.worker_lock()
+                        if lock_fd is None:
+                            break  # the new holder will take it
+                        continue
+                    if wait_for_all and queue.has_incoming():
+                        continue
+                    break
+            finally:
+                if lock_fd is not None:
+                    os.close(lock_fd)
         return result
 
-    def _one_pass(self, incoming_fd, queue_fd, result, wait_for_all):
-        spool.claim_incoming(incoming_fd, queue_fd, self.logger)
-        queue = spool.load_queue(queue_fd, self.logger)
-        groups = {}
-        for name, queued in queue.items():
-            entry = queued["entry"]
-            key = (entry["dump_dir"], entry.get("s3_prefix"), queued.get("uid", -1))
-            groups.setdefault(key, []).append(name)
-        for (dump_dir, prefix, uid), names in sorted(groups.items(), key=lambda item: str(item[0])):
-            self._process_group(dump_dir, prefix, uid, names, queue, queue_fd, result, wait_for_all)
+    def _passes(self, queue, result, wait_for_all):
+        """One pass; with ``wait_for_all`` more, while work is held back or S3 is down (with backoff)."""
+        settings = self.config["uploader"]
+        retry_until = time.monotonic() + settings["retry_window_seconds"]
+        delay = 1.0
+        while True:
+            this_pass = RunResult()
+            self._carried = False
+            self._one_pass(queue, this_pass, wait_for_all)
+            _merge(result, this_pass)
+            self._record_status(this_pass, queue)
+            if not wait_for_all:
+                return
+            if self._carried:
+                continue  # more calls arrived for a dump of this pass: upload what they added
+            if this_pass.held and (this_pass.groups_done or this_pass.local_only or this_pass.refused):
+                continue  # the per-uid limits let the next dumps through now
+            if not this_pass.remote_failures or time.monotonic() >= retry_until:
+                return
+            # S3 failed: back off, probe cheaply, retry everything once the probe answers
+            bucket = sorted(this_pass.remote_failures)[0]
+            while time.monotonic() < retry_until:
+                time.sleep(min(delay, settings["retry_max_interval_seconds"]))
+                delay = min(delay * 2, settings["retry_max_interval_seconds"])
+                try:
+                    self.client().probe(bucket)
+                    break
+                except Exception as exc:  # still down: wait longer
+                    if not s3.is_remote_failure(exc) or s3.is_refusal(exc):
+                        break  # S3 answers (even "no such bucket"): the next pass sorts it out
+                    self.logger.info("S3 still unreachable (%s); next try in %.0f s" % (_describe(exc), delay))
+            else:
+                return
 
-    def _process_group(self, dump_dir, prefix, uid, names, queue, queue_fd, result, wait_for_all):
-        where = "%s -> %s" % (dump_dir, prefix or "(local only)")
-        hook_ids = [queue[name]["entry"].get("instance_id") for name in names]
+    def _one_pass(self, queue, result, wait_for_all):
+        queue.claim(self.logger)
+        entries = queue.entries(self.logger)
+        groups = {}
+        for name, queued in entries.items():
+            key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
+            groups.setdefault(key, _Group(*key)).add(name, queued)
+        pending = collections.deque(self._schedule(list(groups.values()), result))
+        if not pending:
+            return
+        settings = self.config["uploader"]
+        workers = self.config["s3"]["max_concurrency"]
+        started = set(groups)  # keys of this pass: later entries for them wait for the next pass
+        with ThreadPoolExecutor(max_workers=workers) as files, ThreadPoolExecutor(max_workers=workers) as parts:
+            pools = (files, parts)
+            with ThreadPoolExecutor(max_workers=settings["max_parallel_dumps"]) as dumps:
+                running = set()
+                while pending or running:
+                    while pending and len(running) < settings["max_parallel_dumps"]:
+                        group = pending.popleft()
+                        running.add(
+                            dumps.submit(self._process_group, group, entries, queue, result, wait_for_all, pools)
+                        )
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                    self._admit_newcomers(queue, entries, started, pending)
+
+    def _admit_newcomers(self, queue, entries, started, pending):
+        """Entries that arrived during the pass: a uid with nothing waiting goes first (a victim of a
+        flood is not made to wait for the flood's pass to end), others queue behind."""
+        if not queue.has_incoming():
+            return
+        arrived = {}
+        for name, queued in queue.claim(self.logger).items():
+            key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
+            if key in started:
+                self._carried = True  # that dump is being (or was) worked on in this pass: the next one re-checks
+                continue
+            entries[name] = queued
+            arrived.setdefault(key, _Group(*key)).add(name, queued)
+        waiting_uids = {group.uid for group in pending}
+        for key, group in sorted(arrived.items(), key=lambda item: item[1].first_ns or 0):
+            started.add(key)
+            if group.uid in waiting_uids:
+                pending.append(group)
+            else:
+                pending.appendleft(group)
+                waiting_uids.add(group.uid)
+
+    def _schedule(self, groups, result):
+        """Round-robin across uids, oldest first within a uid, within the per-uid limits."""
+        settings = self.config["uploader"]
+        by_uid = {}
+        for group in sorted(groups, key=lambda g: (g.first_ns or 0, g.dump_dir)):
+            by_uid.setdefault(group.uid, []).append(group)
+        over_bytes = self.store.uids_over_byte_quota(settings["max_bytes_per_uid_per_hour"])
+        lanes = []
+        for uid, lane in sorted(by_uid.items(), key=lambda item: item[1][0].first_ns or 0):
+            if uid in over_bytes:
+                result.held += len(lane)
+                continue
+            allowed = settings["max_pending_dumps_per_uid"]
+            result.held += max(0, len(lane) - allowed)
+            lanes.append(lane[:allowed])
+        ordered = []
+        for index in range(max((len(lane) for lane in lanes), default=0)):
+            ordered.extend(lane[index] for lane in lanes if index < len(lane))
+        return ordered
+
+    # --- one dump -----------------------------------------------------------------------------
+
+    def _process_group(self, group, entries, queue, result, wait_for_all, pools):
+        where = "%s (uid %d)" % (keys.display(group.dump_dir), group.uid)
         try:
-            outcome = self._process_dump(dump_dir, prefix, uid, wait_for_all, next(filter(None, hook_ids), None))
+            outcome = self._process_dump(group, wait_for_all, pools)
         except Refused as exc:
-            result.refused += len(names)
-            self.logger.error("refused %s: %s (entry dropped, dump left on disk)" % (where, exc))
-            for name in names:
-                spool.remove_queue_entry(queue_fd, name)
+            policy = isinstance(exc, PolicyRefused)
+            message = "refused %s: %s (entry dropped, dump left on disk)" % (where, exc)
+            (self.logger.warning if policy else self.logger.error)(message)
+            with result.lock:
+                result.refused += len(group.names)
+                result.refusals.append(
+                    {"dump_dir": keys.display(group.dump_dir), "uid": group.uid, "reason": keys.display(str(exc))}
+                )
+            for name in group.names:
+                queue.remove(name)
             return
         except FileNotFoundError:
-            self.logger.warning("dump dir %s no longer exists; entry dropped" % dump_dir)
-            for name in names:
-                spool.remove_queue_entry(queue_fd, name)
+            self.logger.warning("dump dir %s no longer exists; entry dropped" % where)
+            for name in group.names:
+                queue.remove(name)
             return
         except Exception as exc:  # S3 down, lock timeout, disk trouble: keep the entries for a retry
             outcome = _Outcome()
             outcome.failed["(dump)"] = _describe(exc)
+            if s3.is_remote_failure(exc):
+                outcome.remote = _describe(exc)
         if outcome is None:  # local only
-            result.local_only += 1
-            for name in names:
-                spool.remove_queue_entry(queue_fd, name)
+            with result.lock:
+                result.local_only += 1
+            for name in group.names:
+                queue.remove(name)
             return
-        result.uploaded += outcome.uploaded
-        result.skipped += outcome.skipped
+        with result.lock:
+            result.uploaded += outcome.uploaded
+            result.skipped += outcome.skipped
         if outcome.failed:
-            result.groups_failed += 1
             message = "upload of %s failed: %s" % (
                 where,
-                "; ".join("%s: %s" % item for item in sorted(outcome.failed.items())[:5]),
+                "; ".join("%s: %s" % (keys.display(k), v) for k, v in sorted(outcome.failed.items())[:5]),
             )
-            result.errors.append(message)
+            with result.lock:
+                result.groups_failed += 1
+                result.errors.append(message)
+                if outcome.remote:
+                    result.remote_failures.setdefault(_bucket_of(group), outcome.remote)
             self.logger.error(message)
-            for name in names:
-                queued = queue[name]
+            for name in group.names:
+                queued = entries[name]
                 queued["attempts"] = int(queued.get("attempts", 0)) + 1
                 queued["last_error"] = message[:2000]
                 queued["last_attempt_ns"] = time.time_ns()
                 try:
-                    spool.save_queue_entry(queue_fd, name, queued)
+                    queue.save(name, queued)
                 except OSError as exc:
                     self.logger.error("cannot update queue entry %s: %s" % (name, exc))
             return
+        with result.lock:
+            result.successes += 1
         if outcome.deferred:
-            result.groups_deferred += 1
+            with result.lock:
+                result.groups_deferred += 1
             self.logger.info("%s: %d file(s) still being written; left queued" % (where, len(outcome.deferred)))
             return
-        result.groups_done += 1
-        for name in names:
-            spool.remove_queue_entry(queue_fd, name)
+        with result.lock:
+            result.groups_done += 1
+        if outcome.bytes and self.config["uploader"]["max_bytes_per_uid_per_hour"]:
+            self.store.add_uid_bytes(group.uid, outcome.bytes)
+        for name in group.names:
+            queue.remove(name)
 
     def _open_dump(self, dump_dir, uid):
         root = fsutil.find_root(dump_dir, self.config["dump_roots"])
@@ -256,100 +413,149 @@ class Uploader:
             raise Refused("dump dir owned by uid %d, entry written by uid %d" % (info.st_uid, uid))
         return dump_fd, info
 
-    def dump_instance_id(self, hook_instance_id):
-        """The id a dump's capture and manifest files carry: DMI (trusted) where there is one,
-        else the id the hook recorded from the runtime, else IMDS or the host name."""
-        found = hostinfo.read_instance_id_file(self.config["hook"]["instance_id_file"])
-        return found or hook_instance_id or self.instance_id()
+    def _check_uid(self, uid):
+        settings = self.config["uploader"]
+        uids, groups = settings["allowed_uids"], settings["allowed_groups"]
+        if not uids and not groups:
+            return
+        if uid in uids:
+            return
+        if groups and _in_groups(uid, groups):
+            return
+        raise PolicyRefused("uid %d is not in uploader.allowed_uids / allowed_groups" % uid)
 
-    def _process_dump(self, dump_dir, prefix, uid, wait_for_all, hook_instance_id=None):
-        """Upload one dump dir. Returns an _Outcome, or None when it is local only."""
-        target = None
-        if prefix is not None:
-            from . import s3
-
-            try:
-                target = s3.parse_url(prefix)
-            except ValueError as exc:
-                raise Refused(str(exc)) from None
-            allowed = self.config["s3"]["allowed_buckets"]
-            if allowed and target[0] not in allowed:
-                raise Refused("bucket %s is not in s3.allowed_buckets" % target[0])
-        dump_fd, dump_info = self._open_dump(dump_dir, uid)
+    def _target(self, prefix):
+        """(bucket, key prefix) of an allowed S3 prefix, or PolicyRefused."""
         try:
-            with self.store.lock(dump_dir, self.config["uploader"]["lock_wait_seconds"]):
-                dump_state = self.store.load_dump(dump_dir)
-                dump_state["uid"] = uid
-                if not dump_state.get("instance_id"):
-                    dump_state["instance_id"] = self.dump_instance_id(hook_instance_id)
-                if not dump_state.get("captured_ns") and self.config["capture"]["enabled"]:
-                    capture.capture_all(
-                        self.config["capture"],
-                        dump_fd,
-                        dump_state["instance_id"],
-                        dump_info.st_uid,
-                        dump_info.st_gid,
-                        self.logger,
-                    )
-                    dump_state["captured_ns"] = time.time_ns()
-                    self.store.save_dump(dump_state)
+            bucket, key_prefix = s3.parse_url(prefix)
+            keys.check_prefix_room(key_prefix)
+        except ValueError as exc:
+            raise PolicyRefused(str(exc)) from None
+        settings = self.config["s3"]
+        if settings["allowed_buckets"] and bucket not in settings["allowed_buckets"]:
+            raise PolicyRefused("bucket %s is not in s3.allowed_buckets" % bucket)
+        allowed = [s3.parse_url(url) for url in settings["allowed_prefixes"]]
+        if allowed:
+            from .config import prefix_allowed
+
+            if not prefix_allowed(bucket, key_prefix, allowed):
+                raise PolicyRefused("s3://%s/%s is not below any of s3.allowed_prefixes" % (bucket, key_prefix))
+        return bucket, key_prefix
+
+    def _process_dump(self, group, wait_for_all, pools):
+        """Upload one dump dir. Returns an _Outcome, or None when it is local only."""
+        self._check_uid(group.uid)
+        dump_fd, dump_info = self._open_dump(group.dump_dir, group.uid)
+        try:
+            with self.store.lock(group.dump_dir, self.config["uploader"]["lock_wait_seconds"]):
+                progress = DumpProgress(self.store, group.dump_dir)
+                progress.set_owner(group.uid, self.dump_instance_id(group.instance_id))
+                prefix = progress.data.get("primary_prefix")
+                if prefix is None:
+                    prefix = next((p for p in group.prefixes if p is not None), None)
+                target = None
+                if prefix is not None:
+                    try:
+                        target = self._target(prefix)
+                    except PolicyRefused as exc:
+                        progress.refused(str(exc))
+                        raise
+                    progress.data["primary_prefix"] = prefix
+                    others = set(progress.data.get("also_requested_prefixes") or [])
+                    others.update(p for p in group.prefixes if p not in (None, prefix))
+                    progress.data["also_requested_prefixes"] = sorted(others)
+                if not progress.captured and self.config["capture"]["enabled"]:
+                    self._capture(progress, dump_fd, dump_info)
                 if target is None:
-                    dump_state["local_only"] = True
-                    self.store.save_dump(dump_state)
+                    progress.local_only()
                     return None
-                bucket, key_prefix = target
-                prefix_state = dump_state["prefixes"].setdefault(
-                    prefix, {"bucket": bucket, "key_prefix": key_prefix, "files": {}, "multipart": {}}
+                progress.use_prefix(prefix, *target)
+                upload = transfer.Target(
+                    target[0],
+                    target[1],
+                    group.uid,
+                    self.user_name(group.uid),
+                    progress.instance_id,
+                    group.dump_dir,
                 )
-                prefix_state.setdefault("files", {})
-                prefix_state.setdefault("multipart", {})
-                return self._upload_until_settled(dump_fd, uid, dump_state, prefix_state, wait_for_all)
+                outcome = self._upload_until_settled(dump_fd, dump_info, progress, upload, wait_for_all, pools)
+                if outcome.refusal:
+                    progress.refused(outcome.refusal)
+                    raise PolicyRefused(outcome.refusal)
+                return outcome
         finally:
             os.close(dump_fd)
 
-    def _upload_until_settled(self, dump_fd, uid, dump_state, prefix_state, wait_for_all):
+    def _capture(self, progress, dump_fd, dump_info):
+        settings = self.config["capture"]
+        if not self.store.capture_slot(settings["min_interval_seconds"]):
+            self.logger.info(
+                "extra capture skipped for %s: another ran less than %ss ago on this host"
+                % (keys.display(progress.dump_dir), settings["min_interval_seconds"])
+            )
+            progress.capture_done([], skipped_reason="rate limit")
+            return
+        owner = (dump_info.st_uid, dump_info.st_gid) if settings["readable_by_owner"] else None
+        written = capture.capture_all(settings, dump_fd, progress.instance_id, owner, self.logger)
+        progress.capture_done(written)
+
+    def _upload_until_settled(self, dump_fd, dump_info, progress, target, wait_for_all, pools):
         settings = self.config["uploader"]
         deadline = time.monotonic() + (settings["max_settle_wait_seconds"] if wait_for_all else 0)
         total = _Outcome()
         while True:
-            outcome = self._upload_dir(dump_fd, uid, dump_state, prefix_state)
+            outcome = self._upload_dir(dump_fd, progress, target, pools)
             total.uploaded += outcome.uploaded
             total.skipped += outcome.skipped
+            total.bytes += outcome.bytes
             total.failed.update(outcome.failed)
+            total.remote = total.remote or outcome.remote
+            total.refusal = total.refusal or outcome.refusal
             total.deferred = outcome.deferred
             if outcome.failed or not outcome.deferred or time.monotonic() >= deadline:
                 break
             time.sleep(min(max(settings["settle_seconds"], 0.05), max(0.0, deadline - time.monotonic())))
+        progress.save()
         if not total.failed and not total.deferred:
             try:
-                self._write_manifest(dump_state, prefix_state)
+                manifest.write(self.client(), progress, dump_info, target, self.user_name, self.logger)
             except Exception as exc:  # the manifest is retried with the entry on the next run
                 total.failed["(manifest)"] = _describe(exc)
+                if s3.is_refusal(exc):
+                    total.refusal = "S3 refused %s: %s" % (target.bucket, _describe(exc))
+                elif s3.is_remote_failure(exc):
+                    total.remote = _describe(exc)
         return total
 
     # --- the files ------------------------------------------------------------------------------
 
-    def _upload_dir(self, dump_fd, uid, dump_state, prefix_state):
+    def _upload_dir(self, dump_fd, progress, target, pools):
         outcome = _Outcome()
         settle_ns = int(self.config["uploader"]["settle_seconds"] * 1e9)
         now_ns = time.time_ns()
-        manifest_name = dump_state["instance_id"] + MANIFEST_SUFFIX
-        known_files = prefix_state["files"]
+        own = progress.own_files()
+        progress.prefix["skipped"] = {}
         todo = []
         for name in sorted(os.listdir(dump_fd)):
-            if name.startswith(".") or name == manifest_name:
-                continue  # temp files of writers in progress; our own marker name
+            if name.startswith("."):
+                continue  # temp files of writers in progress
             try:
                 info = os.lstat(name, dir_fd=dump_fd)
             except FileNotFoundError:
                 continue
+            if name.endswith(manifest.SUFFIX):
+                progress.file_skipped(name, "reserved name: only the uploader writes manifests", info.st_uid)
+                continue
             if not stat.S_ISREG(info.st_mode):
+                reason = "symlink: not followed" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+                progress.file_skipped(name, reason, info.st_uid)
                 if stat.S_ISLNK(info.st_mode):
                     self.logger.warning(
-                        "%s/%s is a symlink: not followed, not uploaded" % (dump_state["dump_dir"], name)
+                        "%s/%s is a symlink: not followed, not uploaded"
+                        % (keys.display(progress.dump_dir), keys.display(name))
                     )
                 continue
-            known = known_files.get(name)
+            known = progress.known(name)
             if known and (known.get("size"), known.get("mtime_ns"), known.get("ino")) == (
                 info.st_size,
                 info.st_mtime_ns,
@@ -357,258 +563,102 @@ class Uploader:
             ):
                 outcome.skipped += 1
                 continue
-            if now_ns - info.st_mtime_ns < settle_ns:
+            if name not in own and now_ns - info.st_mtime_ns < settle_ns:
                 outcome.deferred.append(name)
                 continue
             todo.append(name)
         if todo:
-            self._transfer(dump_fd, uid, todo, dump_state, prefix_state, outcome)
+            self._transfer(dump_fd, todo, progress, target, outcome, pools)
         return outcome
 
-    def _transfer(self, dump_fd, uid, names, dump_state, prefix_state, outcome):
-        """Upload ``names`` through one pool: whole small files and parts of large ones."""
-        s3_settings = self.config["s3"]
-        client = self.client()
-        bucket = prefix_state["bucket"]
-        from . import s3
-
-        uploads = {}
-        self._abort = None
-        with ThreadPoolExecutor(max_workers=s3_settings["max_concurrency"]) as pool:
-            futures = {}
-            for name in names:
-                upload = _Upload(name, s3.join_key(prefix_state["key_prefix"], name))
-                known = prefix_state["files"].get(name)
-                upload.first = known is None
-                uploads[name] = upload
-                pending = dict(prefix_state["multipart"].get(name) or {})
-                futures[pool.submit(self._prepare, client, dump_fd, uid, bucket, upload, known, pending)] = (
-                    "prepare",
-                    upload,
-                )
-            while futures:
-                done, _unused = wait(list(futures), return_when=FIRST_COMPLETED)
-                for future in done:
-                    step, upload = futures.pop(future)
-                    try:
-                        answer = future.result()
-                    except (Refused, fsutil.UnsafePathError, FileNotFoundError) as exc:
-                        answer = "refused"  # this file only: skipped, never followed or sent
-                        upload.refusal = getattr(exc, "strerror", None) or str(exc)
-                    except Exception as exc:  # recorded per file; other files go on unless S3 itself failed
-                        upload.error = upload.error or _describe(exc)
-                        answer = None
-                        if self._abort is None and _is_remote_failure(exc):
-                            # retries are spent or the error is permanent (credentials, access, bucket):
-                            # the other files would only fail the same way, slowly
-                            self._abort = upload.error
-                    if step == "prepare" and answer == "multipart" and upload.error is None:
-                        self._multipart_started(upload, prefix_state, dump_state)
-                        # the parts and the whole-file SHA-256 (for the manifest) run side by side
-                        futures[pool.submit(_digest, upload)] = ("digest", upload)
-                        upload.waiting = 1
-                        for part_number in range(1, _part_count(upload.info.st_size, upload.part_size) + 1):
-                            upload.waiting += 1
-                            futures[pool.submit(self._part, client, bucket, upload, part_number)] = ("part", upload)
-                        continue
-                    if step in ("part", "digest"):
-                        upload.waiting -= 1
-                        if step == "part" and answer is not None:
-                            upload.parts.append(answer)
-                        if upload.waiting > 0:
-                            continue
-                        if upload.error is None:
-                            futures[pool.submit(self._complete, client, bucket, upload)] = ("complete", upload)
-                            continue
-                    elif step == "complete" and upload.error is None:
-                        prefix_state["multipart"].pop(upload.name, None)
-                    self._finish(upload, answer, prefix_state, dump_state, outcome)
-        for upload in uploads.values():
-            if upload.fd is not None:
-                os.close(upload.fd)
-        self._save(dump_state, force=True)
-
-    def _finish(self, upload, answer, prefix_state, dump_state, outcome):
-        if upload.fd is not None:
-            os.close(upload.fd)
-            upload.fd = None
-        if upload.error is not None:
-            outcome.failed[upload.name] = upload.error
-            self._save(dump_state, force=True)  # keeps a multipart id for resuming
-            return
-        if answer == "refused":
-            self.logger.warning(
-                "%s/%s not uploaded: %s" % (dump_state["dump_dir"], upload.name, upload.refusal or "refused")
+    def _transfer(self, dump_fd, names, progress, target, outcome, pools):
+        files, parts = pools
+        sender = transfer.Transfer(self.client(), self.config["s3"], self.logger, parts)
+        futures = {}
+        own = progress.own_files()
+        for name in names:
+            futures[name] = files.submit(
+                sender.send,
+                dump_fd,
+                name,
+                target,
+                progress.known(name),
+                progress.pending_multipart(name),
+                progress,
+                name in own,
             )
-            return
-        if answer in ("same", "exists", "uploaded", "completed"):
-            entry = upload.identity()
-            entry.update({"sha256": upload.sha256.hexdigest(), "key": upload.key, "uploaded_ns": time.time_ns()})
-            prefix_state["files"][upload.name] = entry
-            if answer in ("uploaded", "completed"):
+        for name, future in futures.items():
+            try:
+                answer = future.result()
+            except transfer.Skip as exc:
+                progress.file_skipped(name, str(exc))
+                self.logger.warning("%s/%s not uploaded: %s" % (keys.display(target.dump_dir), keys.display(name), exc))
+                continue
+            except Exception as exc:  # recorded per file; other files go on unless S3 itself failed
+                text = _describe(exc)
+                outcome.failed[name] = text
+                if s3.is_refusal(exc):
+                    outcome.refusal = "S3 refused %s: %s" % (target.bucket, text)
+                    sender.abort_reason = text
+                elif s3.is_remote_failure(exc):
+                    outcome.remote = outcome.remote or text
+                    # retries are spent or the error is permanent (credentials, access): the other
+                    # files would only fail the same way, slowly
+                    sender.abort_reason = sender.abort_reason or text
+                continue
+            progress.file_done(answer)
+            if answer.status == transfer.SENT:
                 outcome.uploaded += 1
+                outcome.bytes += answer.info.st_size
             else:
                 outcome.skipped += 1
-            self._save(dump_state)
-
-    def _save(self, dump_state, force=False):
-        """Save progress at most every 0.5 s (and always when forced): a lost update only means a re-check."""
-        now = time.monotonic()
-        if force or now - self._last_save >= 0.5:
-            self.store.save_dump(dump_state)
-            self._last_save = now
-
-    def _prepare(self, client, dump_fd, uid, bucket, upload, known, pending):
-        """Open and check a file; upload it at once when small, else set up its multipart upload.
-
-        Runs in the pool.
-        """
-        from . import s3
-
-        self._check_abort()
-        fd, info = fsutil.open_regular(dump_fd, upload.name)
-        upload.fd = fd
-        upload.info = info
-        if info.st_nlink != 1:
-            raise Refused("has %d hard links" % info.st_nlink)
-        if uid not in (0, info.st_uid):
-            raise Refused("owned by uid %d, not the dump's uid %d" % (info.st_uid, uid))
-        size = info.st_size
-        if size >= self.config["s3"]["multipart_threshold_bytes"]:
-            return self._prepare_multipart(client, bucket, upload, pending)
-        data = _pread_all(fd, size)
-        upload.sha256 = hashlib.sha256(data)
-        digest = upload.sha256.digest()
-        if known and known.get("sha256") == upload.sha256.hexdigest() and known.get("size") == size:
-            return "same"  # touched but unchanged: nothing to send
-        if self.config["s3"]["head_before_upload"] and client.matches(
-            client.head(bucket, upload.key), size, digest, data
-        ):
-            return "exists"
-        conditional = self.config["s3"]["conditional_put"] and upload.first
-        try:
-            client.put_bytes(bucket, upload.key, data, digest, if_none_match=conditional)
-        except Exception as exc:
-            if not s3.is_precondition_failed(exc):
-                raise
-            # someone else wrote this key first: fine when it holds exactly our bytes
-            if client.matches(client.head(bucket, upload.key), size, digest, data):
-                return "exists"
-            self.logger.warning("s3://%s/%s exists with other content; overwriting" % (bucket, upload.key))
-            client.put_bytes(bucket, upload.key, data, digest)
-        _check_unchanged(fd, info)
-        return "uploaded"
-
-    def _prepare_multipart(self, client, bucket, upload, pending):
-        """Resume a saved multipart upload of this very file, or start a new one."""
-        size = upload.info.st_size
-        # S3 allows 10,000 parts: very large files get larger parts
-        upload.part_size = max(self.config["s3"]["multipart_chunk_bytes"], -(-size // 10000))
-        if pending and pending.get("upload_id"):
-            # same inode, size and mtime: the same file; each reused part is still checked by its checksum
-            same_file = all(pending.get(k) == v for k, v in upload.identity().items())
-            listed = client.list_parts(bucket, upload.key, pending["upload_id"]) if same_file else None
-            if listed is not None:
-                upload.upload_id = pending["upload_id"]
-                upload.part_size = pending.get("part_size") or upload.part_size
-                upload.listed = listed
-                self.logger.info("resuming multipart upload of %s (%d parts already there)" % (upload.key, len(listed)))
-                return "multipart"
-            client.abort_multipart(bucket, upload.key, pending["upload_id"])
-        upload.upload_id = client.create_multipart(bucket, upload.key)
-        return "multipart"
-
-    def _multipart_started(self, upload, prefix_state, dump_state):
-        entry = upload.identity()
-        entry.update({"upload_id": upload.upload_id, "key": upload.key, "part_size": upload.part_size})
-        prefix_state["multipart"][upload.name] = entry
-        self.store.save_dump(dump_state)  # saved before any part is sent: a SIGKILL can resume
-
-    def _check_abort(self):
-        if self._abort is not None:
-            raise _Aborted("not tried: %s" % self._abort)
-
-    def _part(self, client, bucket, upload, number):
-        if upload.error is not None:
-            return None  # the file already failed: do not spend bandwidth on it
-        self._check_abort()
-        offset = (number - 1) * upload.part_size
-        length = min(upload.part_size, upload.info.st_size - offset)
-        data = _pread_all(upload.fd, length, offset)
-        digest = hashlib.sha256(data).digest()
-        listed = upload.listed.get(number)
-        if listed and listed.get("Size") == length and _part_matches(listed, data, digest, self.config["s3"]["sse"]):
-            part = {"PartNumber": number, "ETag": listed["ETag"]}
-            if listed.get("ChecksumSHA256"):
-                part["ChecksumSHA256"] = listed["ChecksumSHA256"]
-            return part
-        return client.upload_part(bucket, upload.key, upload.upload_id, number, data, digest)
-
-    def _complete(self, client, bucket, upload):
-        from . import s3
-
-        _check_unchanged(upload.fd, upload.info)
-        conditional = self.config["s3"]["conditional_put"] and upload.first
-        try:
-            client.complete_multipart(bucket, upload.key, upload.upload_id, upload.parts, if_none_match=conditional)
-        except Exception as exc:
-            if not s3.is_precondition_failed(exc):
-                raise
-            head = client.head(bucket, upload.key)
-            if head is not None and head.get("ContentLength") == upload.info.st_size:
-                client.abort_multipart(bucket, upload.key, upload.upload_id)
-                return "exists"
-            client.complete_multipart(bucket, upload.key, upload.upload_id, upload.parts)
-        return "completed"
-
-    # --- manifest --------------------------------------------------------------------------------
-
-    def _write_manifest(self, dump_state, prefix_state):
-        files = prefix_state["files"]
-        listing = [
-            {"name": name, "key": entry.get("key"), "size": entry.get("size"), "sha256": entry.get("sha256")}
-            for name, entry in sorted(files.items())
-        ]
-        fingerprint = hashlib.sha256(fastjson.dumps(listing).encode("ascii")).hexdigest()
-        previous = prefix_state.get("manifest") or {}
-        if previous.get("fingerprint") == fingerprint:
-            return
-        from . import s3
-
-        instance_id = dump_state["instance_id"]
-        name = instance_id + MANIFEST_SUFFIX
-        document = {
-            "schema": MANIFEST_SCHEMA,
-            "instance_id": instance_id,
-            "hostname": hostinfo.hostname(),
-            "dump_dir": dump_state["dump_dir"],
-            "s3_prefix": "s3://%s/%s" % (prefix_state["bucket"], prefix_state["key_prefix"]),
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": listing,
-        }
-        data = fastjson.dumps(document, indent=1).encode("ascii")
-        key = s3.join_key(prefix_state["key_prefix"], name)
-        self.client().put_bytes(
-            prefix_state["bucket"], key, data, hashlib.sha256(data).digest(), content_type="application/json"
-        )
-        prefix_state["manifest"] = {"key": key, "fingerprint": fingerprint, "uploaded_ns": time.time_ns()}
-        prefix_state["complete_ns"] = time.time_ns()
-        self.store.save_dump(dump_state)
 
     # --- status ----------------------------------------------------------------------------------
 
-    def _record_status(self, result):
+    def _record_status(self, result, queue):
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            entries = queue.entries(self.logger)
+        except OSError:
+            entries = {}
+        by_uid = {}
+        dirs = set()
+        failing = 0
+        for queued in entries.values():
+            dirs.add(queued["entry"]["dump_dir"])
+            uid = str(queued.get("uid", -1))
+            by_uid[uid] = by_uid.get(uid, 0) + 1
+            failing += 1 if queued.get("last_error") else 0
 
         def change(status):
             status["last_run"] = now
+            status["last_run_ns"] = time.time_ns()
             if result.errors:
-                status["last_error"] = result.errors[-1][:2000]
+                status["last_error"] = keys.display(result.errors[-1][:2000])
                 status["last_error_at"] = now
             elif result.groups_done and not result.groups_deferred:
                 status["last_error"] = None  # everything queued went through: the old error is resolved
-            if result.uploaded or (result.groups_done and not result.errors):
+            if result.uploaded or result.successes:
                 status["last_success"] = now
+            if result.successes:
+                status["broken"] = None
+            elif result.remote_failures:
+                status["broken"] = "every upload is failing on S3: %s" % keys.display(
+                    sorted(result.remote_failures.items())[0][1][:500]
+                )
+                status["broken_since"] = status.get("broken_since") or now
+            if not entries:
+                status["broken"] = None  # nothing waits (uploaded, refused or deleted): nothing is failing
+            if not status.get("broken"):
+                status["broken_since"] = None
+            status["queue"] = {"entries": len(entries), "dumps": len(dirs), "by_uid": by_uid, "failing": failing}
+            status["held"] = result.held
+            refused = status.get("refused") or {"total": 0, "recent": []}
+            refused["total"] = int(refused.get("total") or 0) + result.refused
+            refused["recent"] = ((refused.get("recent") or []) + [dict(r, at=now) for r in result.refusals])[
+                -REFUSED_HISTORY:
+            ]
+            status["refused"] = refused
             status["last_result"] = result.as_dict()
 
         try:
@@ -617,80 +667,43 @@ class Uploader:
             self.logger.warning("cannot update status: %s" % exc)
 
 
-def _is_remote_failure(exc):
-    """An S3/botocore failure (as opposed to a local file problem)."""
-    if isinstance(exc, _Aborted):
-        return False
+def _merge(total, part):
+    for name in ("uploaded", "skipped", "groups_done", "groups_deferred", "local_only", "refused", "successes"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    # failures and holds are those of the last pass: a retry that went through resolves them
+    total.groups_failed = part.groups_failed
+    total.held = part.held
+    total.errors = part.errors if part.errors or part.successes else total.errors
+    total.remote_failures = part.remote_failures
+    total.refusals.extend(part.refusals)
+
+
+def _bucket_of(group):
+    for prefix in group.prefixes:
+        if prefix:
+            try:
+                return s3.parse_url(prefix)[0]
+            except ValueError:
+                continue
+    return ""
+
+
+def _in_groups(uid, allowed):
     try:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from .s3 import S3Error
-    except ImportError:
+        user = pwd.getpwuid(uid)
+    except KeyError:
         return False
-    return isinstance(exc, (BotoCoreError, ClientError, S3Error))
-
-
-def _part_count(size, part_size):
-    return max(1, (size + part_size - 1) // part_size)
-
-
-def _part_matches(listed, data, digest, sse):
-    from . import s3
-
-    checksum = listed.get("ChecksumSHA256")
-    if checksum:
-        return checksum == s3.b64_sha256(digest)
-    if sse == "aws:kms":
-        return False  # KMS ETags are not MD5s: re-send the part
-    return listed.get("ETag", "").strip('"') == hashlib.md5(data).hexdigest()  # S3's ETag of a plain part is its MD5
-
-
-def _digest(upload):
-    """Whole-file SHA-256 of a multipart upload (for the state and the manifest)."""
-    from . import s3
-
-    upload.sha256 = s3.sha256_of_fd(upload.fd, upload.info.st_size)
-
-
-def _pread_all(fd, length, offset=0):
-    chunks = []
-    remaining = length
-    while remaining > 0:
-        chunk = os.pread(fd, remaining, offset)
-        if not chunk:
-            raise OSError("file shrank while reading")
-        chunks.append(chunk)
-        offset += len(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-
-def _check_unchanged(fd, before):
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise OSError("file changed while it was uploaded; it will be sent again")
+    gids = {user.pw_gid}
+    names = set()
+    for group in grp.getgrall():
+        if user.pw_name in group.gr_mem or group.gr_gid == user.pw_gid:
+            gids.add(group.gr_gid)
+            names.add(group.gr_name)
+    return any((item in gids) if isinstance(item, int) else (item in names) for item in allowed)
 
 
 def _describe(exc):
     try:
-        from . import s3
-
         return s3.describe_error(exc)
     except Exception:  # describing an error must not raise another
         return repr(exc)
-
-
-def _try_worker_lock(spool_dir):
-    import fcntl
-
-    fd = os.open(os.path.join(spool_dir, "worker.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _has_incoming(incoming_fd):
-    return any(not name.startswith(".") for name in os.listdir(incoming_fd))
