@@ -253,7 +253,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # noqa: E402
     contract,
     filewriter,
-    hook,
+    installed_hook,
     paths,
     s3_prefix,
     settings,
@@ -357,12 +357,12 @@ def warn_about_the_uploader(module, local_dir, prefix):
 def plan_hook(module):
     params = module.params
     if params["hook"] == "disable":
-        change = hook.plan_disable(paths.HOOK, paths.HOOK_STATE)
+        change = installed_hook.plan_disable(paths.HOOK, paths.HOOK_STATE)
         if change is None:
             module.warn("hook=disable: %s does not exist; nothing to disable" % paths.HOOK)
         return change
     if params["state"] in ("enabled", "absent"):
-        change = hook.plan_restore(paths.HOOK, paths.HOOK_STATE)
+        change = installed_hook.plan_restore(paths.HOOK, paths.HOOK_STATE)
         if change is not None and change.note:
             module.warn("hook restore: %s" % change.note)
         return change

@@ -295,8 +295,8 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     etc_environment,
     filewriter,
     gate,
-    hook,
     host_program,
+    installed_hook,
     paths,
     patterns,
     procscan,
@@ -509,7 +509,7 @@ def vendor_report(module):
     sha = None
     if present:
         try:
-            sha = hook.sha256_file(paths.VENDOR_HOOK)
+            sha = installed_hook.sha256_file(paths.VENDOR_HOOK)
         except OSError:
             sha = None
     return {
@@ -522,12 +522,12 @@ def vendor_report(module):
 
 
 def hook_report(workload_user):
-    report = hook.identify(paths.HOOK)
-    report["executable_by"] = hook.executable_by(paths.HOOK, workload_user)
+    report = installed_hook.identify(paths.HOOK)
+    report["executable_by"] = installed_hook.executable_by(paths.HOOK, workload_user)
     who = "workload_user" if workload_user else "any_user"
     report["gate_executable"] = report["executable_by"][who]["executable"]
     report["gate_user"] = workload_user or "any unprivileged user"
-    report["disabled_by_core_dump"] = hook.read_state(paths.HOOK_STATE) is not None
+    report["disabled_by_core_dump"] = installed_hook.read_state(paths.HOOK_STATE) is not None
     return report
 
 
