@@ -147,17 +147,16 @@ options:
         or virtual file system, and must not resolve through a symlink.
     type: str
     default: /var/lib/neuron-core-dump/containers
+requirements:
+  - Python 3.9 or later on the managed host (the module uses the standard library only)
+extends_documentation_fragment:
+  - neuron_ops.core_dump.attributes
 attributes:
   check_mode:
-    support: full
     description: Predicts every file change and command without writing or running anything.
   diff_mode:
     support: full
     description: One before/after entry, with headers, for each changed file and for the hook's mode.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with the Neuron tools; systemd is optional (the systemd parts are skipped without it).
 notes:
   - Processes inside containers get neither the host files nor the host's hook. Pass their environment through the
     container spec.

@@ -82,17 +82,18 @@ options:
     description: Fail the module when a self-test of O(s3_probe) fails. By default, a failed self-test is only reported.
     type: bool
     default: false
+requirements:
+  - Python 3.9 or later on the managed host (the module uses the standard library only)
+  - for RV(host_status) and O(s3_probe), the C(neuron-core-dump) host program of the
+    P(neuron_ops.core_dump.neuron_dump#role) role, which runs the S3 self-test with the boto3 that role installs
+extends_documentation_fragment:
+  - neuron_ops.core_dump.attributes
 attributes:
   check_mode:
-    support: full
     description: Read-only; runs the same in check mode, except that the O(s3_probe) self-test is skipped.
   diff_mode:
     support: none
     description: Returns no diff; it changes nothing.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with the Neuron tools; systemd is optional (the systemd parts are skipped without it).
 notes:
   - The C(login_shell) context runs C(/bin/sh -l) as the module user, so the host's profile scripts run.
   - Unit contexts use the manager environment plus the unit's C(Environment=). C(EnvironmentFile=) is not read.
