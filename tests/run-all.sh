@@ -70,7 +70,7 @@ artefact() {
 
 unit() {
   # Everything that needs only the venv (the host-program tests start their own moto).
-  # Spread over the cores by file, so module-scoped fixtures (each moto) start once per file.
+  # Spread over the cores by file, so module-scoped fixtures are set up once (moto: once per worker).
   python3 -m pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not bed" tests/unit tests/integration
 }
 
