@@ -13,7 +13,7 @@ export CONTAINERS_CONF := $(CURDIR)/tests/bed/containers.conf
 export PATH := $(VENV)/bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo deps host-packages venv bed lint sanity unit molecule bench clean
+.PHONY: test demo deps host-packages venv bed lint sanity artefact unit molecule bench clean
 
 test: deps
 	tests/run-all.sh
@@ -39,7 +39,10 @@ lint: deps
 	tests/run-all.sh lint
 sanity: deps
 	tests/run-all.sh sanity
-unit: deps
+artefact: deps
+	tests/run-all.sh artefact
+# The developer's inner loop: only the venv, no bed, no containers (seconds).
+unit: venv
 	tests/run-all.sh unit
 molecule: deps
 	tests/run-all.sh molecule

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run every test stage (or the ones named: lint sanity artefact unit molecule), starting the bed's
-# servers first and stopping every server and container it started, whatever happens.
+# Run every test stage (or the ones named: lint sanity artefact unit bedtests molecule). Only
+# bedtests and molecule need the bed: for them it builds and starts the bed's servers first and
+# stops every server and container it started, whatever happens. The other stages need the venv.
 # Called by `make test` with the venv on PATH and CONTAINERS_CONF set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 stages=("$@")
-((${#stages[@]})) || stages=(lint sanity artefact unit molecule)
+((${#stages[@]})) || stages=(lint sanity artefact unit bedtests molecule)
 failed=()
 passed=()
 
@@ -68,7 +69,15 @@ artefact() {
 }
 
 unit() {
-  python3 -m pytest -q -p no:cacheprovider tests/unit tests/integration
+  # Everything that needs only the venv (the host-program tests start their own moto).
+  # Spread over the cores by file, so module-scoped fixtures are set up once (moto: once per worker).
+  python3 -m pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not bed" tests/unit tests/integration
+}
+
+bedtests() {
+  # The tests marked bed (real podman on the bed's images); NCD_REQUIRE_BED=1 makes a
+  # missing prerequisite fail them rather than skip.
+  python3 -m pytest -q -p no:cacheprovider -m bed tests/unit tests/integration
 }
 
 run_scenario() {
@@ -103,13 +112,14 @@ molecule_all() {
 }
 
 needs_bed=0
-for s in "${stages[@]}"; do [[ $s == molecule || $s == unit ]] && needs_bed=1; done
+for s in "${stages[@]}"; do [[ $s == molecule || $s == bedtests ]] && needs_bed=1; done
 if ((needs_bed)); then
   log "bed: build and start"
   bed_started=1
   python3 tests/bed/bedctl.py build && python3 tests/bed/bedctl.py up || { echo "bed failed" >&2; exit 1; }
   # shellcheck disable=SC1091
   source .bed/state/bed.env
+  export NCD_REQUIRE_BED=1
 fi
 
 for s in "${stages[@]}"; do
@@ -117,7 +127,8 @@ for s in "${stages[@]}"; do
     lint) stage lint lint ;;
     sanity) stage sanity sanity ;;
     artefact) stage artefact artefact ;;
-    unit) stage "unit and integration" unit ;;
+    unit) stage "unit and integration (no bed)" unit ;;
+    bedtests) stage "tests on the bed's images" bedtests ;;
     molecule) stage molecule molecule_all ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac

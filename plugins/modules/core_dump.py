@@ -147,17 +147,16 @@ options:
         or virtual file system, and must not resolve through a symlink.
     type: str
     default: /var/lib/neuron-core-dump/containers
+requirements:
+  - Python 3.9 or later on the managed host (the module uses the standard library only)
+extends_documentation_fragment:
+  - neuron_ops.core_dump.attributes
 attributes:
   check_mode:
-    support: full
     description: Predicts every file change and command without writing or running anything.
   diff_mode:
     support: full
     description: One before/after entry, with headers, for each changed file and for the hook's mode.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with the Neuron tools; systemd is optional (the systemd parts are skipped without it).
 notes:
   - Processes inside containers get neither the host files nor the host's hook. Pass their environment through the
     container spec.
@@ -253,7 +252,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # noqa: E402
     contract,
     filewriter,
-    hook,
+    installed_hook,
     paths,
     s3_prefix,
     settings,
@@ -357,12 +356,12 @@ def warn_about_the_uploader(module, local_dir, prefix):
 def plan_hook(module):
     params = module.params
     if params["hook"] == "disable":
-        change = hook.plan_disable(paths.HOOK, paths.HOOK_STATE)
+        change = installed_hook.plan_disable(paths.HOOK, paths.HOOK_STATE)
         if change is None:
             module.warn("hook=disable: %s does not exist; nothing to disable" % paths.HOOK)
         return change
     if params["state"] in ("enabled", "absent"):
-        change = hook.plan_restore(paths.HOOK, paths.HOOK_STATE)
+        change = installed_hook.plan_restore(paths.HOOK, paths.HOOK_STATE)
         if change is not None and change.note:
             module.warn("hook restore: %s" % change.note)
         return change

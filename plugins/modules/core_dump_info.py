@@ -82,17 +82,18 @@ options:
     description: Fail the module when a self-test of O(s3_probe) fails. By default, a failed self-test is only reported.
     type: bool
     default: false
+requirements:
+  - Python 3.9 or later on the managed host (the module uses the standard library only)
+  - for RV(host_status) and O(s3_probe), the C(neuron-core-dump) host program of the
+    P(neuron_ops.core_dump.neuron_dump#role) role, which runs the S3 self-test with the boto3 that role installs
+extends_documentation_fragment:
+  - neuron_ops.core_dump.attributes
 attributes:
   check_mode:
-    support: full
     description: Read-only; runs the same in check mode, except that the O(s3_probe) self-test is skipped.
   diff_mode:
     support: none
     description: Returns no diff; it changes nothing.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with the Neuron tools; systemd is optional (the systemd parts are skipped without it).
 notes:
   - The C(login_shell) context runs C(/bin/sh -l) as the module user, so the host's profile scripts run.
   - Unit contexts use the manager environment plus the unit's C(Environment=). C(EnvironmentFile=) is not read.
@@ -295,8 +296,8 @@ from ansible_collections.neuron_ops.core_dump.plugins.module_utils import (  # n
     etc_environment,
     filewriter,
     gate,
-    hook,
     host_program,
+    installed_hook,
     paths,
     patterns,
     procscan,
@@ -509,7 +510,7 @@ def vendor_report(module):
     sha = None
     if present:
         try:
-            sha = hook.sha256_file(paths.VENDOR_HOOK)
+            sha = installed_hook.sha256_file(paths.VENDOR_HOOK)
         except OSError:
             sha = None
     return {
@@ -522,12 +523,12 @@ def vendor_report(module):
 
 
 def hook_report(workload_user):
-    report = hook.identify(paths.HOOK)
-    report["executable_by"] = hook.executable_by(paths.HOOK, workload_user)
+    report = installed_hook.identify(paths.HOOK)
+    report["executable_by"] = installed_hook.executable_by(paths.HOOK, workload_user)
     who = "workload_user" if workload_user else "any_user"
     report["gate_executable"] = report["executable_by"][who]["executable"]
     report["gate_user"] = workload_user or "any unprivileged user"
-    report["disabled_by_core_dump"] = hook.read_state(paths.HOOK_STATE) is not None
+    report["disabled_by_core_dump"] = installed_hook.read_state(paths.HOOK_STATE) is not None
     return report
 
 

@@ -11,8 +11,8 @@ CONTAINERS_CONF; for the drop-in case a copy of it gets the drop-in's keys
 (with CONTAINERS_CONF set, Podman reads no containers.conf.d).
 
 Needs root, podman, unshare and the bed's bookworm image (NCD_IMAGE_BOOKWORM
-from .bed/state/bed.env); skipped otherwise. The image has no Neuron runtime:
-these tests prove what the container gets (environment, mount, writability),
+from .bed/state/bed.env): the ``bed`` marker, tests/conftest.py. The image has no
+Neuron runtime: these tests prove what the container gets (environment, mount, writability),
 not a dump; the workload-level proof is a molecule scenario.
 """
 
@@ -38,10 +38,7 @@ OFF = {LOCAL: "", S3: ""}
 BED_CONF = os.path.join(os.path.dirname(__file__), "..", "..", "bed", "containers.conf")
 IMAGE = os.environ.get("NCD_IMAGE_BOOKWORM")
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("podman") or not shutil.which("unshare") or not IMAGE,
-    reason="needs root, podman, unshare and NCD_IMAGE_BOOKWORM (source .bed/state/bed.env)",
-)
+pytestmark = pytest.mark.bed("podman", "unshare")
 
 # Inside the container: both variables exactly (unset shows as <unset>), then the mount line.
 PROBE = (

@@ -5,14 +5,13 @@ mount namespace (unshare -m) with /etc and /srv as overlays whose upper
 directories live in the test's tmp_path, so the steps share state and this
 machine's /etc and /srv are never touched. Host targets are limited to
 ``profile`` and systemd is not re-executed (dump_env_apply: false).
-Needs root, podman, unshare, ansible-playbook and NCD_IMAGE_BOOKWORM.
+Needs root, podman, unshare, ansible-playbook and NCD_IMAGE_BOOKWORM (the ``bed`` marker, tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -25,10 +24,7 @@ IMAGE = os.environ.get("NCD_IMAGE_BOOKWORM")
 AREA = "/srv/neuron-core-dump/containers"
 LOCAL, S3 = contract.LOCAL_DIR_VAR, contract.S3_PREFIX_VAR
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(b) for b in ("podman", "unshare", "ansible-playbook")) or not IMAGE,
-    reason="needs root, podman, unshare, ansible-playbook and NCD_IMAGE_BOOKWORM (source .bed/state/bed.env)",
-)
+pytestmark = pytest.mark.bed("podman", "unshare", "ansible-playbook")
 
 PLAYBOOK = (
     """

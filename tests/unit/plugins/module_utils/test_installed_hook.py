@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 import pytest
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import hook
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import installed_hook
 
 OURS = b'#!/usr/bin/python3\n"""hook"""\nNEURON_CORE_DUMP_HOOK_VERSION = "1.2.3"\n'
 
@@ -34,31 +34,33 @@ def make(tmp_path, data, mode=0o755, name="neuron-dump"):
 
 def test_identify_ours(tmp_path):
     path = make(tmp_path, OURS)
-    info = hook.identify(path)
+    info = installed_hook.identify(path)
     assert info["kind"] == "ours" and info["version"] == "1.2.3"
     assert info["sha256"] == hashlib.sha256(OURS).hexdigest()
     assert info["mode"] == "0755"
 
 
 def test_identify_vendor(tmp_path):
-    info = hook.identify(make(tmp_path, b"#!/bin/sh\nexec true\n"))
+    info = installed_hook.identify(make(tmp_path, b"#!/bin/sh\nexec true\n"))
     assert info["kind"] == "vendor" and info["version"] is None and info["sha256"]
 
 
 def test_version_mark_only_counts_in_the_first_4k(tmp_path):
-    info = hook.identify(make(tmp_path, b"#!/bin/sh\n" + b"#" * 5000 + b'\nNEURON_CORE_DUMP_HOOK_VERSION = "1.0.0"\n'))
+    info = installed_hook.identify(
+        make(tmp_path, b"#!/bin/sh\n" + b"#" * 5000 + b'\nNEURON_CORE_DUMP_HOOK_VERSION = "1.0.0"\n')
+    )
     assert info["kind"] == "vendor"
 
 
 def test_identify_missing(tmp_path):
-    assert hook.identify(str(tmp_path / "nope"))["kind"] == "missing"
+    assert installed_hook.identify(str(tmp_path / "nope"))["kind"] == "missing"
 
 
 def test_identify_through_symlink(tmp_path):
     real = make(tmp_path, OURS, name="real")
     link = tmp_path / "opt" / "neuron-dump"
     link.symlink_to(real)
-    info = hook.identify(str(link))
+    info = installed_hook.identify(str(link))
     assert info["kind"] == "ours" and info["symlink_to"] == real
 
 
@@ -68,27 +70,27 @@ def test_identify_through_symlink(tmp_path):
 )
 def test_mode_bits(tmp_path, mode, root, anyone):
     path = make(tmp_path, b"#!/bin/sh\n", mode)
-    assert hook.mode_bits_allow_exec(path, 0, [0])[0] is root
-    assert hook.mode_bits_allow_exec(path, None, [])[0] is anyone
+    assert installed_hook.mode_bits_allow_exec(path, 0, [0])[0] is root
+    assert installed_hook.mode_bits_allow_exec(path, None, [])[0] is anyone
 
 
 def test_group_member_may_execute(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o750)
     gid = os.stat(path).st_gid
-    assert hook.mode_bits_allow_exec(path, 12345, [gid])[0]
-    assert not hook.mode_bits_allow_exec(path, 12345, [gid + 1])[0]
+    assert installed_hook.mode_bits_allow_exec(path, 12345, [gid])[0]
+    assert not installed_hook.mode_bits_allow_exec(path, 12345, [gid + 1])[0]
 
 
 def test_parent_directory_blocks(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o755)
     os.chmod(os.path.dirname(path), 0o700)
-    allowed, reason = hook.mode_bits_allow_exec(path, None, [])
+    allowed, reason = installed_hook.mode_bits_allow_exec(path, None, [])
     assert not allowed and "no search (x) permission on directory" in reason
 
 
 def test_missing_hook(tmp_path):
     (tmp_path / "opt").mkdir()
-    allowed, reason = hook.mode_bits_allow_exec(str(tmp_path / "opt" / "neuron-dump"), 0, [0])
+    allowed, reason = installed_hook.mode_bits_allow_exec(str(tmp_path / "opt" / "neuron-dump"), 0, [0])
     assert not allowed and reason == "hook is missing"
 
 
@@ -96,17 +98,17 @@ def test_missing_hook(tmp_path):
 def test_real_access_check_as_another_user(tmp_path):
     user = pwd.getpwnam("nobody")
     path = make(tmp_path, b"#!/bin/sh\n", 0o755)
-    assert hook.verify_as_user(path, user.pw_uid, user.pw_gid, [user.pw_gid]) is True
+    assert installed_hook.verify_as_user(path, user.pw_uid, user.pw_gid, [user.pw_gid]) is True
     os.chmod(path, 0o744)
-    assert hook.verify_as_user(path, user.pw_uid, user.pw_gid, [user.pw_gid]) is False
-    report = hook.executable_by(path, "nobody")
+    assert installed_hook.verify_as_user(path, user.pw_uid, user.pw_gid, [user.pw_gid]) is False
+    report = installed_hook.executable_by(path, "nobody")
     assert report["workload_user"]["executable"] is False and report["workload_user"]["verified"] is True
     assert report["root"]["executable"] is True and report["any_user"]["executable"] is False
 
 
 def test_executable_by_unknown_user(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n")
-    report = hook.executable_by(path, "no-such-user-xyz")
+    report = installed_hook.executable_by(path, "no-such-user-xyz")
     assert report["workload_user"] == {
         "name": "no-such-user-xyz",
         "executable": False,
@@ -118,61 +120,61 @@ def test_executable_by_unknown_user(tmp_path):
 def test_disable_then_restore_exactly(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o751)
     state = str(tmp_path / "state" / "hook.json")
-    change = hook.plan_disable(path, state)
+    change = installed_hook.plan_disable(path, state)
     assert change.changed and change.after_mode == 0o640
     assert change.diff()["before"] == "mode 0751\n" and change.diff()["after"] == "mode 0640\n"
     change.apply()
     assert os.stat(path).st_mode & 0o777 == 0o640
-    assert hook.read_state(state)["original_mode"] == "0751"
+    assert installed_hook.read_state(state)["original_mode"] == "0751"
     # Disabling again is a no-op and keeps the record.
-    again = hook.plan_disable(path, state)
+    again = installed_hook.plan_disable(path, state)
     assert not again.changed
     again.apply()
-    assert hook.read_state(state)["original_mode"] == "0751"
-    restore = hook.plan_restore(path, state)
+    assert installed_hook.read_state(state)["original_mode"] == "0751"
+    restore = installed_hook.plan_restore(path, state)
     assert restore.changed and restore.after_mode == 0o751
     restore.apply()
     assert os.stat(path).st_mode & 0o777 == 0o751
-    assert hook.read_state(state) is None
-    assert hook.plan_restore(path, state) is None
+    assert installed_hook.read_state(state) is None
+    assert installed_hook.plan_restore(path, state) is None
 
 
 def test_restore_leaves_a_replaced_hook_alone(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o755)
     state = str(tmp_path / "hook.json")
-    hook.plan_disable(path, state).apply()
+    installed_hook.plan_disable(path, state).apply()
     os.chmod(path, 0o700)  # e.g. a package upgrade reinstalled it
-    restore = hook.plan_restore(path, state)
+    restore = installed_hook.plan_restore(path, state)
     assert not restore.changed and "left as is" in restore.note
     restore.apply()
-    assert os.stat(path).st_mode & 0o777 == 0o700 and hook.read_state(state) is None
+    assert os.stat(path).st_mode & 0o777 == 0o700 and installed_hook.read_state(state) is None
 
 
 def test_restore_with_hook_gone_drops_the_record(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o755)
     state = str(tmp_path / "hook.json")
-    hook.plan_disable(path, state).apply()
+    installed_hook.plan_disable(path, state).apply()
     os.unlink(path)
-    restore = hook.plan_restore(path, state)
+    restore = installed_hook.plan_restore(path, state)
     assert not restore.changed and "missing" in restore.note
     restore.apply()
-    assert hook.read_state(state) is None
+    assert installed_hook.read_state(state) is None
 
 
 def test_disable_missing_hook(tmp_path):
-    assert hook.plan_disable(str(tmp_path / "nope"), str(tmp_path / "s.json")) is None
+    assert installed_hook.plan_disable(str(tmp_path / "nope"), str(tmp_path / "s.json")) is None
 
 
 def test_disable_already_non_executable_records_nothing(tmp_path):
     path = make(tmp_path, b"#!/bin/sh\n", 0o644)
     state = str(tmp_path / "s.json")
-    change = hook.plan_disable(path, state)
+    change = installed_hook.plan_disable(path, state)
     assert not change.changed
     change.apply()
-    assert hook.read_state(state) is None
+    assert installed_hook.read_state(state) is None
 
 
 def test_corrupt_state_is_ignored(tmp_path):
     state = tmp_path / "s.json"
     state.write_bytes(b"{not json")
-    assert hook.read_state(str(state)) is None
+    assert installed_hook.read_state(str(state)) is None

@@ -1,6 +1,6 @@
 # Copyright: contributors to neuron_ops.core_dump
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The hook libnrt executes: who it is, who may execute it, and its execute bits.
+"""The installed hook as the modules see it: which file it is, who may execute it, its execute bits.
 
 libnrt checks ``access(hook, X_OK)`` as the workload's user before every dump,
 so the execute bits are a switch that reaches every host process at once (not
