@@ -17,19 +17,10 @@ import os
 import sys
 import time
 
-import boto3
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "bed"))
+from bed_s3 import client  # the bed's S3 endpoint and dummy credentials)
 
 MANIFEST_SUFFIX = "-manifest.json"
-
-
-def client():
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ["NCD_BED_S3"],
-        region_name="us-east-1",
-        aws_access_key_id="bed",
-        aws_secret_access_key="bed",
-    )
 
 
 def keys(s3, bucket, prefix):

@@ -7,8 +7,12 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "bed"))
+import bed_s3  # noqa: E402  (the bed's S3 client lives with the bed)
+
 STAND_IN = os.path.join(REPO_ROOT, "tests", "bed", "fake_nrt.py")
 STAND_IN_IN_HOST = "/usr/local/lib/ncd-bed/fake_nrt.py"
 HOOK = "/opt/aws/neuron/bin/neuron-dump"
@@ -47,15 +51,7 @@ def hook_calls(report: dict) -> list:
 
 def s3_client():
     """boto3 against the bed's moto server (dummy credentials: IAM cannot exist here)."""
-    import boto3  # only the scenarios that upload need it
-
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ["NCD_BED_S3"],
-        region_name="us-east-1",
-        aws_access_key_id="bed",
-        aws_secret_access_key="bed",
-    )
+    return bed_s3.client()
 
 
 def split_s3_url(url: str) -> tuple:
