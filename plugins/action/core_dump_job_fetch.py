@@ -11,7 +11,12 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import job_expectations, job_fetch, job_source_s3
+from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import (
+    job_expectations,
+    job_fetch,
+    job_source_dir,
+    job_source_s3,
+)
 
 display = Display()
 
@@ -21,6 +26,7 @@ ARGUMENT_SPEC = {
     "key_prefix": {"type": "str", "default": ""},
     "job": {"type": "str"},
     "fleet_report": {"type": "path"},
+    "from_dir": {"type": "path"},
     "dest": {"type": "path", "required": True},
     "expected_hosts": {"type": "list", "elements": "str", "default": []},
     "threads": {"type": "int", "default": 8},
@@ -48,6 +54,17 @@ def _where(args):
     return bucket, key_prefix, args["job"]
 
 
+def _client(args):
+    try:
+        return job_source_s3.client(
+            args["region"], args["endpoint_url"], args["profile"], args["addressing_style"], args["threads"]
+        )
+    except ImportError:
+        raise AnsibleActionFail("core_dump_job_fetch needs boto3 on the controller") from None
+    except Exception as exc:  # botocore: unknown profile, bad endpoint
+        raise AnsibleActionFail("cannot create the S3 client: %s" % exc) from None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -56,9 +73,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _unused, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
-            mutually_exclusive=[("prefix", "bucket")],
-            required_one_of=[("prefix", "bucket", "fleet_report")],
-            required_by={"bucket": ("job",), "fleet_report": ("job",)},
+            mutually_exclusive=[("prefix", "bucket", "from_dir")],
+            required_one_of=[("prefix", "bucket", "fleet_report", "from_dir")],
+            required_by={"bucket": ("job",), "fleet_report": ("job",), "from_dir": ("job",)},
         )
         if not 1 <= args["threads"] <= 64:
             raise AnsibleActionFail("threads must be between 1 and 64, got %d" % args["threads"])
@@ -72,27 +89,23 @@ class ActionModule(ActionBase):
                 found = job_expectations.from_report(job_expectations.read_report(args["fleet_report"]), args["job"])
                 reasons = found["reasons"]
                 expected += [host for host in found["expected_hosts"] if host not in expected]
-                if not args["prefix"] and not args["bucket"]:
+                if not (args["prefix"] or args["bucket"] or args["from_dir"]):
                     if not found["prefix"]:
                         raise ValueError(
                             "no host of job %s has a manifest in the fleet report; give prefix" % args["job"]
                         )
                     args["prefix"] = found["prefix"]
-            bucket, key_prefix, job = _where(args)
+            if args["from_dir"] and args["prefix"] is None:
+                source, job = job_source_dir.DirSource(args["from_dir"]), args["job"]
+            else:
+                bucket, key_prefix, job = _where(args)
+                source = job_source_s3.S3Source(_client(args), bucket, key_prefix)
         except ValueError as exc:
             raise AnsibleActionFail("invalid job location: %s" % exc) from None
-        try:
-            client = job_source_s3.client(
-                args["region"], args["endpoint_url"], args["profile"], args["addressing_style"], args["threads"]
-            )
-        except ImportError:
-            raise AnsibleActionFail("core_dump_job_fetch needs boto3 on the controller") from None
-        except Exception as exc:  # botocore: unknown profile, bad endpoint
-            raise AnsibleActionFail("cannot create the S3 client: %s" % exc) from None
         host = self._task.get_name() if hasattr(self._task, "get_name") else "fetch"
         try:
             answer = job_fetch.fetch(
-                job_source_s3.S3Source(client, bucket, key_prefix),
+                source,
                 args["dest"],
                 job,
                 expected_hosts=expected,
