@@ -61,6 +61,12 @@ options:
         hosts. A host the report lists as pending, failed or local only is reported missing with the report's
         reason.
     type: path
+  from_dir:
+    description:
+      - Instead of S3, a directory on the controller holding C(<host>-manifest.json) files and the files they list
+        under their C(key). The C(neuron_ops.core_dump.pull_job) playbook fills it from
+        M(neuron_ops.core_dump.core_dump_job_stage). Requires O(job).
+    type: path
   dest:
     description:
       - Directory on the controller. Created when missing; files go to C(<dest>/<job>/<host>/).

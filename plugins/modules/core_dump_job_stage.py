@@ -14,7 +14,7 @@ description:
     every regular file of each dump dir in O(paths) into a directory only root can read, O(staging_dir), under
     numbered names. It returns a manifest per dump dir that lists each file's name (C(name_b64) when the name is
     not plain UTF-8), size, sha256 and staged name. The controller fetches the staged files and verifies them
-    against that manifest with M(neuron_ops.core_dump.core_dump_job_fetch) (O(core_dump_job_fetch#module:from_dir)).
+    against that manifest with M(neuron_ops.core_dump.core_dump_job_fetch) (option C(from_dir)).
   - Dump dirs belong to the workload's user, who may swap a file for a symlink at any time. So the module never
     fetches from the dump dir itself. Each file is opened without following symlinks, checked to be a regular file
     and copied from that descriptor, so what the controller gets is exactly what was hashed. Symlinks and other
@@ -27,7 +27,7 @@ options:
   paths:
     description:
       - The job's dump dirs on this host, such as the C(path) of each entry of
-        RV(neuron_ops.core_dump.core_dump_info#module:dumps) whose C(job_key) is the job.
+        C(dumps) of M(neuron_ops.core_dump.core_dump_info) whose C(job_key) is the job.
       - The last component must be a directory, not a symlink.
     type: list
     elements: path
