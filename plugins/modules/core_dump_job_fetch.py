@@ -125,10 +125,12 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
+    description: Runs on the controller as an action plugin; no module is sent to the host.
   check_mode:
     description: Lists the manifests and compares what is already under O(dest). It downloads and creates nothing.
   diff_mode:
     support: none
+    description: Returns no diff; the result lists what was downloaded and what is wrong.
   platform:
     platforms: posix
     description: Runs on the controller, which needs boto3.

@@ -57,6 +57,7 @@ attributes:
     description: Lists and hashes the files and returns the manifests. It copies and creates nothing.
   diff_mode:
     support: none
+    description: Returns no diff; the manifests list what was staged.
 seealso:
   - module: neuron_ops.core_dump.core_dump_job_fetch
 """
@@ -84,7 +85,7 @@ manifests:
     - One manifest per dump dir, in the uploader's manifest format (C(schema), C(hostname), C(dump_dir), C(files),
       C(skipped)). Each file has C(name), C(name_b64) when the name is not plain UTF-8, C(size), C(sha256) and
       C(key), its staged name below RV(staging_dir).
-    - RV(manifests[].name) is the manifest's name, and C(<name>-manifest.json) its file on the controller.
+    - C(name) is the manifest's name, and C(<name>-manifest.json) its file on the controller.
   returned: state=present
   type: list
   elements: dict
@@ -98,7 +99,7 @@ files:
       description: Name below RV(staging_dir).
       type: str
     manifest:
-      description: The RV(manifests[].name) it belongs to.
+      description: The C(name) of the manifest it belongs to.
       type: str
 """
 
