@@ -162,6 +162,11 @@ def _jobs_summary(report: dict) -> list:
         if job["pending"]:
             line += " (%s)" % fleet_jobs.waiting_text(job)
         lines.append(line[:400])
+        playbook = "fetch_job" if job["uploaded_hosts"] else "pull_job"
+        lines.append(
+            "  get it: ansible-playbook neuron_ops.core_dump.%s -e neuron_core_dump_job=%s"
+            " -e neuron_core_dump_fleet_report=fleet-report.json" % (playbook, job["job"])
+        )
     without = report.get("hosts_without_dumps") or []
     if without:
         lines.append("hosts without a dumps list (older collection or no result): %d" % len(without))

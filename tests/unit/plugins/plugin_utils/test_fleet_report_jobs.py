@@ -132,6 +132,9 @@ def test_markdown_and_summary_name_the_newest_failed_job():
     assert "jobs with dumps: 2 (2 not uploaded from every host)" in lines
     newest = next(line for line in lines if line.startswith("newest failed job: "))
     assert JOB_B in newest and "uploaded 1/2" in newest and "trn-4 failed: AccessDenied" in newest
+    assert "  get it: ansible-playbook neuron_ops.core_dump.fetch_job -e neuron_core_dump_job=%s" % JOB_B in "\n".join(
+        lines
+    )
     json.dumps(report)  # the JSON file is the plain serialisation
 
 
