@@ -104,7 +104,7 @@ def run_ours(server, bucket, dest, env):
     argv += ["-e", "neuron_core_dump_job_prefix=s3://%s/neuron/%s" % (bucket, JOB)]
     argv += ["-e", "neuron_core_dump_fetch_dest=%s" % dest, "-e", "neuron_core_dump_s3_endpoint_url=%s" % server.url]
     argv += ["-e", "neuron_core_dump_s3_addressing_style=path", "-e", "neuron_core_dump_fetch_threads=10"]
-    argv += ["-e", "neuron_core_dump_expected_hosts=%s" % json.dumps(HOSTS)]
+    argv += ["-e", json.dumps({"neuron_core_dump_expected_hosts": HOSTS})]
     code, out, err, secs = run_bounded(argv, TIMEOUT_SECONDS, env)
     if code != 0:
         raise BenchError("fetch_job.yml failed (%d): %s" % (code, (out + err)[-800:].decode(errors="replace")))

@@ -82,6 +82,8 @@ class ActionModule(ActionBase):
         for name in ("max_file_bytes", "max_total_bytes"):
             if args[name] is not None and args[name] < 0:
                 raise AnsibleActionFail("%s must not be negative" % name)
+        if any(not host.strip() for host in args["expected_hosts"]):
+            raise AnsibleActionFail("expected_hosts holds an empty name: %r" % (args["expected_hosts"],))
         reasons = {}
         expected = list(args["expected_hosts"])
         try:
