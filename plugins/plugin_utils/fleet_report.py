@@ -13,6 +13,7 @@ names, messages), so no name can break the JSON, the Markdown tables or the summ
 from __future__ import annotations
 
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils.escaping import printable
+from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import fleet_jobs
 
 NO_RESULT = "no result"
 
@@ -61,6 +62,15 @@ def _containers(result) -> str:
     return "not covered" if section.get("runtimes") else "no runtime"
 
 
+def _dump_count(result):
+    """Dump dirs on the host (dumps_total), or None for a result without the dumps list."""
+    result = result or {}
+    if not isinstance(result.get("dumps"), list):
+        return None
+    total = result.get("dumps_total")
+    return total if isinstance(total, int) else len(result["dumps"])
+
+
 def build_report(results: dict, expect: str | None = None) -> dict:
     """Aggregate per-host results into counts, drift, restarts and pending uploads."""
     results = printable(results)
@@ -97,7 +107,9 @@ def build_report(results: dict, expect: str | None = None) -> dict:
             "restart_required": len((result or {}).get("restart_required") or []),
             "storage": _storage_totals(result),
             "containers": coverage,
+            "dumps": _dump_count(result),
         }
+    jobs = fleet_jobs.build_jobs(results)
     return {
         "expect": expect,
         "host_count": len(results),
@@ -107,6 +119,9 @@ def build_report(results: dict, expect: str | None = None) -> dict:
         "restart_required": restarts,
         "pending_uploads": pending,
         "hosts": hosts,
+        "jobs": jobs["jobs"],
+        "hosts_without_dumps": jobs["hosts_without_dumps"],
+        "hosts_with_more_dumps": jobs["hosts_with_more_dumps"],
         "ok": not drifting and not restarts,
     }
 
@@ -123,10 +138,38 @@ def summary_lines(report: dict) -> list:
         "container coverage: %s"
         % (", ".join("%s %d" % item for item in sorted(report.get("container_coverage", {}).items())) or "none"),
     ]
+    lines += _jobs_summary(report)
     for entry in report["drifting_hosts"][:10]:
         lines.append("  %s: %s" % (entry["host"], "; ".join(f["reason"] for f in entry["findings"])[:160]))
     if len(report["drifting_hosts"]) > 10:
         lines.append("  ... and %d more (see fleet-report.md)" % (len(report["drifting_hosts"]) - 10))
+    return lines
+
+
+def _jobs_summary(report: dict) -> list:
+    jobs = report.get("jobs") or []
+    incomplete = sum(1 for job in jobs if not job["upload_complete"])
+    lines = ["jobs with dumps: %d (%d not uploaded from every host)" % (len(jobs), incomplete)]
+    job = fleet_jobs.newest_failed(jobs)
+    if job:
+        line = "newest failed job: %s at %s on %d host(s), %s, uploaded %s" % (
+            job["job"],
+            job["newest"] or "unknown time",
+            job["host_count"],
+            fleet_jobs.errors_text(job),
+            fleet_jobs.upload_text(job),
+        )
+        if job["pending"]:
+            line += " (%s)" % fleet_jobs.waiting_text(job)
+        lines.append(line[:400])
+        playbook = "fetch_job" if job["uploaded_hosts"] else "pull_job"
+        lines.append(
+            "  get it: ansible-playbook neuron_ops.core_dump.%s -e neuron_core_dump_job=%s"
+            " -e neuron_core_dump_fleet_report=fleet-report.json" % (playbook, job["job"])
+        )
+    without = report.get("hosts_without_dumps") or []
+    if without:
+        lines.append("hosts without a dumps list (older collection or no result): %d" % len(without))
     return lines
 
 
@@ -157,6 +200,42 @@ def _hook(info: dict) -> str:
     return " ".join(part for part in (info["hook"] or "?", info.get("hook_version")) if part)
 
 
+MARKDOWN_JOB_ROWS = 200
+
+
+def _jobs_markdown(report: dict) -> list:
+    jobs = report.get("jobs") or []
+    rows = [
+        (
+            job["job"],
+            job["newest"] or "?",
+            "%d: %s" % (job["host_count"], fleet_jobs.hosts_text(job)),
+            fleet_jobs.errors_text(job, limit=5),
+            job["bytes"],
+            fleet_jobs.upload_text(job),
+            fleet_jobs.waiting_text(job, limit=5) or "-",
+        )
+        for job in jobs[:MARKDOWN_JOB_ROWS]
+    ]
+    out = [
+        "One row per job key, newest first. *uploaded*: hosts whose manifest is in S3 / hosts that hold the dump.",
+        "",
+    ]
+    out += _table(["job", "newest dump", "hosts", "errors", "bytes", "uploaded", "pending or failed"], rows)
+    if len(jobs) > MARKDOWN_JOB_ROWS:
+        out += ["", "... and %d older jobs (see fleet-report.json)." % (len(jobs) - MARKDOWN_JOB_ROWS)]
+    for capped in report.get("hosts_with_more_dumps") or []:
+        out += ["", "%s lists %d of its %d dump dirs." % (capped["host"], capped["listed"], capped["total"])]
+    without = report.get("hosts_without_dumps") or []
+    if without:
+        out += [
+            "",
+            "Not counted (no dumps list: older collection or no result): %s." % ", ".join(without[:20])
+            + (" and %d more" % (len(without) - 20) if len(without) > 20 else ""),
+        ]
+    return out
+
+
 def render_markdown(report: dict) -> str:
     report = printable(report)
     drift_rows = [
@@ -181,6 +260,7 @@ def render_markdown(report: dict) -> str:
             info["restart_required"],
             "%d (%d bytes)" % (info["storage"]["count"], info["storage"]["bytes"]),
             info.get("containers", "unknown"),
+            "unknown" if info.get("dumps") is None else info["dumps"],
         )
         for host, info in sorted(report["hosts"].items())
     ]
@@ -197,6 +277,8 @@ def render_markdown(report: dict) -> str:
     out += _table(["host", "pid", "command", "unit", "differs"], restart_rows)
     out += ["", "## Pending uploads (%d hosts)" % len(pending_rows), ""]
     out += _table(["host", "spool", "pending dumps", "uploader", "last error"], pending_rows)
+    out += ["", "## Jobs (%d)" % len(report.get("jobs") or []), ""]
+    out += _jobs_markdown(report)
     out += ["", "## All hosts", ""]
-    out += _table(["host", "state", "hook", "drift", "restarts", "local dumps", "containers"], host_rows)
+    out += _table(["host", "state", "hook", "drift", "restarts", "local dumps", "containers", "dump dirs"], host_rows)
     return "\n".join(out) + "\n"

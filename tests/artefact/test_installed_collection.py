@@ -91,7 +91,7 @@ def test_every_module_the_installed_content_calls_resolves(installed):
     assert not missing, "the installed content calls modules no installed collection provides: %s" % missing
 
 
-@pytest.mark.parametrize("playbook", ["site", "enable", "disable", "verify"])
+@pytest.mark.parametrize("playbook", ["site", "enable", "disable", "verify", "fetch_job", "pull_job"])
 def test_playbooks_parse_from_the_installed_copy(installed, playbook):
     env = installed[1]
     run(["ansible-playbook", "--syntax-check", "-i", "localhost,", "neuron_ops.core_dump.%s" % playbook], env)
