@@ -39,14 +39,25 @@ def mount(area_shared):
     }
 
 
-def render(host_values, area_shared):
-    """Spec bytes for the host's values (None: no spec)."""
+def hook(program, area_shared):
+    """The ``createContainer`` hook that gives each container its own dump directory (CDI 0.5.0 field).
+
+    ``program`` is the host program's CLI (``neuron-core-dump``); see its ``oci_hook`` module.
+    """
+    area = container_area.area_of(area_shared)
+    return {"hookName": "createContainer", "path": program, "args": [program, "oci-hook", "--area", area]}
+
+
+def render(host_values, area_shared, hook_program=None):
+    """Spec bytes for the host's values (None: no spec); with ``hook_program``, per-container directories."""
     carried = container_area.container_values(host_values)
     if carried is None:
         return None
     edits = {"env": ["%s=%s" % (name, carried[name]) for name in contract.MANAGED_VARS]}
     if container_area.enabled(carried):
         edits["mounts"] = [mount(area_shared)]
+        if hook_program:
+            edits["hooks"] = [hook(hook_program, area_shared)]
     spec = {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": [{"name": DEVICE, "containerEdits": edits}]}
     return (json.dumps(spec, indent=2) + "\n").encode("utf-8")
 

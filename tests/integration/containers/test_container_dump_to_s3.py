@@ -116,19 +116,22 @@ def shell_image(tmp_path):
     return root
 
 
-def run_workload(tmp_path, rootfs, area, route):
+def run_workload(tmp_path, rootfs, area, route, script=None):
+    """The two ranks in one container (or ``script``), started by ``route``: cdi, cdi-hook or dropin."""
     upper, work = tmp_path / "upper", tmp_path / "work"
     for path in (upper, work, upper / "cdi"):
         path.mkdir(exist_ok=True)
-    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(cdi_spec.render(ON, area.shared))
+    hook_program = area.bed.cli if route == "cdi-hook" else None
+    spec = cdi_spec.render(ON, area.shared, hook_program=hook_program)
+    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(spec)
     conf = os.path.abspath(BED_CONF)
     flags = ["--device", cdi_spec.DEVICE_REQUEST]
     if route == "dropin":
         conf, flags = str(merged_conf(tmp_path, containers_conf.render(ON, area.shared))), []
     flags += ["--env", "AWS_ACCESS_KEY_ID=container-key", "--env", "AWS_SECRET_ACCESS_KEY=container-secret"]
-    if route == "cdi":  # CDI overrides the container's own prefix; the drop-in would not (docs/containers.md)
+    if route.startswith("cdi"):  # CDI overrides the container's own prefix; the drop-in would not (docs/containers.md)
         flags += ["--env", "%s=s3://tenant-bucket/steal" % contract.S3_PREFIX_VAR]
-    script = "sh /usr/local/bin/fake-nrt 0 & sh /usr/local/bin/fake-nrt 1 & wait"
+    script = script or "sh /usr/local/bin/fake-nrt 0 & sh /usr/local/bin/fake-nrt 1 & wait"
     command = "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && exec podman run --rm %s " % (
         upper,
         work,
@@ -140,18 +143,28 @@ def run_workload(tmp_path, rootfs, area, route):
     )
 
 
-@pytest.mark.parametrize("route", ["cdi", "dropin"])
+def slot_of(area, route):
+    """Where the container's dumps landed: shared, or its own by-id directory (the hook's)."""
+    if route != "cdi-hook":
+        return area.shared, None
+    by_id = os.path.join(area.path, "by-id")
+    (container_id,) = [n for n in os.listdir(by_id) if not n.endswith(".json")]
+    assert os.listdir(area.shared) == []  # the hook's mount covered the shared one
+    return os.path.join(by_id, container_id), container_id
+
+
+@pytest.mark.parametrize("route", ["cdi", "cdi-hook", "dropin"])
 def test_a_no_python_container_dump_is_adopted_and_uploaded_by_the_host(tmp_path, s3bed, moto, route):
     area = Area(s3bed)
     run = run_workload(tmp_path, shell_image(tmp_path), area, route)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("dumped") == 2, run.stdout
-    assert os.listdir(area.shared), run.stdout + run.stderr
-    (name,) = os.listdir(area.shared)
+    slot, container_id = slot_of(area, route)
+    (name,) = os.listdir(slot)
     assert name == "dt-%s-cid-%s" % (DATE, CLUSTER)
     written = {}
-    for file_name in os.listdir(os.path.join(area.shared, name)):
-        with open(os.path.join(area.shared, name, file_name), "rb") as handle:
+    for file_name in os.listdir(os.path.join(slot, name)):
+        with open(os.path.join(slot, name, file_name), "rb") as handle:
             written[file_name] = handle.read()
     assert len(written) == 6  # 2 ranks x (2 cores + the runtime log)
     core_files = [data for file_name, data in written.items() if "-nc" in file_name]
@@ -169,6 +182,13 @@ def test_a_no_python_container_dump_is_adopted_and_uploaded_by_the_host(tmp_path
     (manifest_key,) = [k for k in listed if k.endswith("-manifest.json")]
     manifest = json.loads(client.get_object(Bucket=s3bed.bucket, Key=manifest_key)["Body"].read())
     assert manifest["origin"]["kind"] == "container"
+    if container_id:  # the directory was made for this one container by the host: attribution enforced
+        assert manifest["origin"]["container_id"] == container_id
+        assert manifest["origin"]["attribution"] == "enforced" and manifest["origin"]["runtime"] == "podman"
+        assert manifest["origin"]["hostname"] == container_id[:12]  # podman's default hostname
+        assert manifest["origin"]["attribution_id"] == container_id
+    else:
+        assert manifest["origin"]["attribution"] == "unknown"
     by_name = {item["name"]: item for item in manifest["files"]}
     for file_name, data in written.items():  # byte-identical, at keys below the host's prefix
         key = by_name[file_name]["key"]
@@ -178,7 +198,26 @@ def test_a_no_python_container_dump_is_adopted_and_uploaded_by_the_host(tmp_path
     assert puts and all("Credential=testing/" in r["headers"].get("authorization", "") for r in puts)
     assert not [r for r in moto.app.requests if "container-key" in r["headers"].get("authorization", "")]
     assert not [r for r in moto.app.requests if r["bucket"] == "tenant-bucket"]
-    assert os.listdir(area.shared) == []
+    assert os.listdir(slot) == []
+
+
+def test_with_the_hook_a_container_sees_only_its_own_directory(tmp_path, s3bed):
+    """Rootful root in a second container cannot read or remove the first one's dump."""
+    area = Area(s3bed)
+    rootfs = shell_image(tmp_path)
+    assert run_workload(tmp_path, rootfs, area, "cdi-hook").returncode == 0
+    mount = "/var/lib/neuron-core-dump/dumps"
+    probe = "for e in %s/*; do echo seen:$e; done; while read -r a b c d m rest; do [ $m = %s ] && echo opts:$rest; done" % (
+        mount,
+        mount,
+    ) + " < /proc/self/mountinfo; true"
+    run = run_workload(tmp_path, rootfs, area, "cdi-hook", script=probe)
+    assert run.returncode == 0, run.stderr
+    assert "seen:%s/*" % mount in run.stdout  # empty: the glob stays unexpanded
+    assert "nosuid" in run.stdout and "nodev" in run.stdout and "noexec" in run.stdout
+    by_id = os.path.join(area.path, "by-id")
+    assert len([n for n in os.listdir(by_id) if n.endswith(".json")]) == 2
+    assert sum(len(os.listdir(os.path.join(by_id, n))) for n in os.listdir(by_id) if not n.endswith(".json")) == 1
 
 
 def test_without_adoption_the_container_dump_stays_in_the_area(tmp_path, s3bed, moto):
