@@ -162,7 +162,9 @@ def test_per_container_slot_keys_cannot_overwrite_another_dump(s3bed, moto):
     os.makedirs(slot, mode=0o700)
     os.chmod(os.path.join(area.path, "by-id"), 0o711)
     with open(os.path.join(area.path, "by-id", container_id + ".json"), "w") as handle:
-        json.dump({"id": container_id, "hostname": "trainer-0", "image": "localhost/nrt:1", "runtime": "podman"}, handle)
+        json.dump(
+            {"id": container_id, "hostname": "trainer-0", "image": "localhost/nrt:1", "runtime": "podman"}, handle
+        )
     os.chmod(os.path.join(area.path, "by-id", container_id + ".json"), 0o600)
     area.dump(files={RUNTIME_LOG: b"ours"}, slot=slot)
     key = "host/%s/20260101-000000-0000000000000000/containers/%s/%s" % (INSTANCE_ID, container_id, RUNTIME_LOG)
@@ -171,7 +173,7 @@ def test_per_container_slot_keys_cannot_overwrite_another_dump(s3bed, moto):
     area.adopt()
     s3bed.run_cli("upload", check=True)
     assert client.get_object(Bucket=s3bed.bucket, Key=key)["Body"].read() == b"someone else's"
-    keys, manifest = manifest_of(client, s3bed.bucket, key.rsplit("/", 1)[0] + "/")
+    _keys, manifest = manifest_of(client, s3bed.bucket, key.rsplit("/", 1)[0] + "/")
     assert manifest["origin"]["attribution"] == "enforced"
     assert manifest["origin"]["hostname"] == "trainer-0" and manifest["origin"]["image"] == "localhost/nrt:1"
     (item,) = [f for f in manifest["files"] if f["name"] == RUNTIME_LOG]

@@ -55,13 +55,14 @@ mkdir -p "$out" || exit 0
 if [ -n "$rt" ]; then
   while IFS= read -r line; do echo "$line"; done < "$rt" > "$out/$iid-nrt-pid-$pid.log"
 else
-  { echo "vendor capture nd$dev nc$core pid $pid"; echo "s3-output-prefix=[$s3]"; echo "aws-key=[${AWS_ACCESS_KEY_ID-}]"; } \
-    > "$out/$iid-nd$dev-nc$core-pid-$pid-tid-$tid-lid-$lid"
+  { echo "vendor capture nd$dev nc$core pid $pid"; echo "s3-output-prefix=[$s3]"
+    echo "aws-key=[${AWS_ACCESS_KEY_ID-}]"; } > "$out/$iid-nd$dev-nc$core-pid-$pid-tid-$tid-lid-$lid"
 fi
 exit 0
 """
 
-STAND_IN = r"""#!/bin/sh
+STAND_IN = (
+    r"""#!/bin/sh
 # Runtime stand-in for rank $1 (docs/runtime-contract.md section 2), shell builtins only.
 hook=/opt/aws/neuron/bin/neuron-dump
 local_t=${NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY-}; s3_t=${NEURON_RT_S3_CORE_DUMP_PREFIX-}
@@ -88,7 +89,10 @@ echo "nrt_execute() failed on rank $1 with 1006" > /tmp/nrt-$$.log
 call --runtime-generated /tmp/nrt-$$.log
 echo "rank $1: dumped"
 exit 1
-""".replace("@DATE@", DATE).replace("@CLUSTER@", CLUSTER).replace("@IID@", CONTAINER_IID)
+""".replace("@DATE@", DATE)
+    .replace("@CLUSTER@", CLUSTER)
+    .replace("@IID@", CONTAINER_IID)
+)
 
 
 def shell_image(tmp_path):
@@ -207,10 +211,14 @@ def test_with_the_hook_a_container_sees_only_its_own_directory(tmp_path, s3bed):
     rootfs = shell_image(tmp_path)
     assert run_workload(tmp_path, rootfs, area, "cdi-hook").returncode == 0
     mount = "/var/lib/neuron-core-dump/dumps"
-    probe = "for e in %s/*; do echo seen:$e; done; while read -r a b c d m rest; do [ $m = %s ] && echo opts:$rest; done" % (
-        mount,
-        mount,
-    ) + " < /proc/self/mountinfo; true"
+    probe = (
+        "for e in %s/*; do echo seen:$e; done; while read -r a b c d m rest; do [ $m = %s ] && echo opts:$rest; done"
+        % (
+            mount,
+            mount,
+        )
+        + " < /proc/self/mountinfo; true"
+    )
     run = run_workload(tmp_path, rootfs, area, "cdi-hook", script=probe)
     assert run.returncode == 0, run.stderr
     assert "seen:%s/*" % mount in run.stdout  # empty: the glob stays unexpanded

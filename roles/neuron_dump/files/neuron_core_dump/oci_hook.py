@@ -23,6 +23,7 @@ spec's own mount stays, so the dump still lands in ``shared`` (attribution ``unk
 and the reason goes to syslog. Root only; rootless runtimes are not covered.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -37,7 +38,11 @@ MAX_STATE_BYTES = 1024 * 1024
 MS_BIND, MS_REMOUNT, MS_NOSUID, MS_NODEV, MS_NOEXEC = 4096, 32, 2, 4, 8
 MNT_DETACH = 2
 SLOT_MODE = 0o1733
-IMAGE_ANNOTATIONS = ("io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName", "org.opencontainers.image.ref.name")
+IMAGE_ANNOTATIONS = (
+    "io.kubernetes.cri.image-name",
+    "io.kubernetes.cri-o.ImageName",
+    "org.opencontainers.image.ref.name",
+)
 
 
 class HookError(Exception):
@@ -139,10 +144,8 @@ def _host_uid_of_root(config):
 def _make_slot(area, container_id, owner):
     area_fd = os.open(area, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir("by-id", 0o711, dir_fd=area_fd)
-        except FileExistsError:
-            pass
         by_id = os.open("by-id", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=area_fd)
     finally:
         os.close(area_fd)
@@ -168,7 +171,11 @@ def _write_record(area, container_id, config, state):
         annotations = {}
     image = next((annotations[k] for k in IMAGE_ANNOTATIONS if isinstance(annotations.get(k), str)), None)
     manager = annotations.get("io.container.manager")
-    runtime = "podman" if manager == "libpod" else ("kubernetes" if "io.kubernetes.cri.sandbox-id" in annotations else manager)
+    runtime = (
+        "podman"
+        if manager == "libpod"
+        else ("kubernetes" if "io.kubernetes.cri.sandbox-id" in annotations else manager)
+    )
     record = {
         "id": container_id,
         "hostname": config.get("hostname") if isinstance(config.get("hostname"), str) else None,
