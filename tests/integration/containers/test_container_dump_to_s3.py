@@ -125,7 +125,7 @@ def run_workload(tmp_path, rootfs, area, route, script=None):
     upper, work = tmp_path / "upper", tmp_path / "work"
     for path in (upper, work, upper / "cdi"):
         path.mkdir(exist_ok=True)
-    hook_program = area.bed.cli if route == "cdi-hook" else None
+    hook_program = {"cdi-hook": area.bed.cli, "cdi-no-program": "/nonexistent/neuron-core-dump"}.get(route)
     spec = cdi_spec.render(ON, area.shared, hook_program=hook_program)
     (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(spec)
     conf = os.path.abspath(BED_CONF)
@@ -202,7 +202,8 @@ def test_a_no_python_container_dump_is_adopted_and_uploaded_by_the_host(tmp_path
     assert puts and all("Credential=testing/" in r["headers"].get("authorization", "") for r in puts)
     assert not [r for r in moto.app.requests if "container-key" in r["headers"].get("authorization", "")]
     assert not [r for r in moto.app.requests if r["bucket"] == "tenant-bucket"]
-    assert os.listdir(slot) == []
+    # nothing is left for a container to read; a removed container's own directory is gone
+    assert (os.listdir(slot) == []) if slot == area.shared else not os.path.exists(slot)
 
 
 def test_with_the_hook_a_container_sees_only_its_own_directory(tmp_path, s3bed):
@@ -226,6 +227,25 @@ def test_with_the_hook_a_container_sees_only_its_own_directory(tmp_path, s3bed):
     by_id = os.path.join(area.path, "by-id")
     assert len([n for n in os.listdir(by_id) if n.endswith(".json")]) == 2
     assert sum(len(os.listdir(os.path.join(by_id, n))) for n in os.listdir(by_id) if not n.endswith(".json")) == 1
+
+
+def test_a_spec_whose_hook_program_is_missing_still_starts_containers(tmp_path, s3bed):
+    """The hook runs through /bin/sh and exits 0: a host without the program uses the shared directory."""
+    area = Area(s3bed)
+    run = run_workload(tmp_path, shell_image(tmp_path), area, "cdi-no-program")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("dumped") == 2 and os.listdir(area.shared) == ["dt-%s-cid-%s" % (DATE, CLUSTER)]
+    assert not os.path.exists(os.path.join(area.path, "by-id"))
+
+
+def test_a_finished_containers_empty_directory_is_removed(tmp_path, s3bed):
+    """After adoption, the slot of a container that podman removed (--rm) goes; the record with it."""
+    area = Area(s3bed)
+    assert run_workload(tmp_path, shell_image(tmp_path), area, "cdi-hook").returncode == 0
+    area.adopt()
+    assert len(area.adopted_dirs()) == 1
+    area.step(60)
+    assert os.listdir(os.path.join(area.path, "by-id")) == []
 
 
 def test_without_adoption_the_container_dump_stays_in_the_area(tmp_path, s3bed, moto):

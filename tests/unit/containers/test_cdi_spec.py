@@ -121,9 +121,10 @@ def test_spec_with_the_per_container_hook_is_valid_for_the_schema_and_podman_4_3
     assert set(hook) <= {"hookName", "path", "args", "env", "timeout"}  # specs-go Hook of v0.5.2
     assert hook == {
         "hookName": "createContainer",
-        "path": program,
-        "args": [program, "oci-hook", "--area", "/var/lib/neuron-core-dump/containers"],
+        "path": "/bin/sh",
+        "args": ["sh", "-c", cdi_spec.HOOK_SCRIPT, program, "/var/lib/neuron-core-dump/containers"],
     }
+    assert json.loads(cdi_spec.render(VALUES["enabled"], SHARED)) == spec  # the installed program by default
     assert cdi_spec.problems(json.dumps(spec).encode(), SHARED) == []
     disabled = json.loads(cdi_spec.render(VALUES["disabled"], SHARED, hook_program=program))
     assert "hooks" not in disabled["devices"][0]["containerEdits"]  # off: no directory, no hook to fail

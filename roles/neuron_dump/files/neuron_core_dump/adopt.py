@@ -192,6 +192,40 @@ class _Area:
         fsutil.quietly(os.close, self.fd)
 
 
+def _remove_if_finished(by_id_fd, name, area):
+    """Remove an empty per-container slot (and the hook's record) once its container is gone.
+
+    Gone: the bundle directory the hook recorded no longer exists (the runtime removed the
+    container). Without a record of the hook's, the slot is kept: nothing says it is finished.
+    Only called for slots with nothing watched or claimed: the record is the adoption's source.
+    """
+    try:
+        fd = os.open(name, _DIR, dir_fd=by_id_fd)
+    except OSError:
+        return False
+    try:
+        if os.listdir(fd):
+            return False
+    finally:
+        os.close(fd)
+    bundle = origin.hook_record_bundle(area, name)
+    if not bundle:
+        return False
+    try:
+        os.lstat(bundle)
+        return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    try:
+        os.rmdir(name, dir_fd=by_id_fd)
+        os.unlink(name + ".json", dir_fd=by_id_fd)
+    except OSError:
+        return False
+    return True
+
+
 def _check_dir(fd, what, forbidden, sticky_ok=False):
     info = os.fstat(fd)
     if info.st_uid != 0 and info.st_uid != os.geteuid():
@@ -247,6 +281,20 @@ class _Run:
         for key in [k for k, e in candidates.items() if e["phase"] == WATCH and k not in seen]:
             del candidates[key]  # gone (deleted by its container, or renamed): nothing to adopt
         self._finish_claimed()
+        self._remove_finished_slots()
+
+    def _remove_finished_slots(self):
+        busy = {e.get("container_id") for e in self.data["candidates"].values()}
+        try:
+            by_id_fd = os.open(BY_ID, _DIR, dir_fd=self.area.fd)
+        except OSError:
+            return
+        try:
+            for name in os.listdir(by_id_fd):
+                if origin.valid_container_id(name) and name not in busy:
+                    _remove_if_finished(by_id_fd, name, self.area.path)
+        finally:
+            os.close(by_id_fd)
 
     def _candidates(self, kind, container_id, slot_fd):
         """(state key, name, lstat) of the candidates this run watches, per-owner capped, oldest first."""

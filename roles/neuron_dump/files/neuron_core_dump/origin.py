@@ -34,6 +34,17 @@ def valid_container_id(name):
 
 def hook_record(area, container_id):
     """The hook's record of ``container_id`` (only the known fields, as text), or {}."""
+    data = _read_hook_record(area, container_id)
+    return {k: keys.display(str(data[k]))[:512] for k in RECORD_FIELDS if isinstance(data.get(k), (str, int))}
+
+
+def hook_record_bundle(area, container_id):
+    """The OCI bundle path the hook recorded for ``container_id``, or None."""
+    bundle = _read_hook_record(area, container_id).get("bundle")
+    return bundle if isinstance(bundle, str) and bundle.startswith("/") else None
+
+
+def _read_hook_record(area, container_id):
     if not valid_container_id(container_id):
         return {}
     try:
@@ -51,7 +62,7 @@ def hook_record(area, container_id):
         os.close(fd)
     if not isinstance(data, dict) or data.get("id") != container_id:
         return {}
-    return {k: keys.display(str(data[k]))[:512] for k in RECORD_FIELDS if isinstance(data.get(k), (str, int))}
+    return data
 
 
 def describe(entry, area, copied, skipped, now_ns):
