@@ -120,13 +120,16 @@ def shell_image(tmp_path):
     return root
 
 
-def run_workload(tmp_path, rootfs, area, route, script=None):
-    """The two ranks in one container (or ``script``), started by ``route``: cdi, cdi-hook or dropin."""
+def run_workload(tmp_path, rootfs, area, route, script=None, values=ON, image_args=None):
+    """The two ranks in one container (or ``script``), started by ``route``: cdi, cdi-hook or dropin.
+
+    ``rootfs``: the shell-only root file system; or ``image_args`` (image and mounts) instead.
+    """
     upper, work = tmp_path / "upper", tmp_path / "work"
     for path in (upper, work, upper / "cdi"):
         path.mkdir(exist_ok=True)
     hook_program = {"cdi-hook": area.bed.cli, "cdi-no-program": "/nonexistent/neuron-core-dump"}.get(route)
-    spec = cdi_spec.render(ON, area.shared, hook_program=hook_program)
+    spec = cdi_spec.render(values, area.shared, hook_program=hook_program)
     (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(spec)
     conf = os.path.abspath(BED_CONF)
     flags = ["--device", cdi_spec.DEVICE_REQUEST]
@@ -140,7 +143,7 @@ def run_workload(tmp_path, rootfs, area, route, script=None):
         upper,
         work,
         " ".join(flags),
-    ) + "--rootfs %s /bin/sh -c '%s'" % (rootfs, script)
+    ) + "%s /bin/sh -c '%s'" % (image_args or "--rootfs %s" % rootfs, script)
     env = dict(os.environ, CONTAINERS_CONF=conf)
     return subprocess.run(
         ["unshare", "-m", "sh", "-c", command], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -246,6 +249,48 @@ def test_a_finished_containers_empty_directory_is_removed(tmp_path, s3bed):
     assert len(area.adopted_dirs()) == 1
     area.step(60)
     assert os.listdir(os.path.join(area.path, "by-id")) == []
+
+
+def test_disabled_spec_container_starts_and_its_failure_leaves_no_dump(tmp_path, s3bed):
+    """disable.yml's spec (both variables empty, no mount, no hook): the runtime's gate stays closed."""
+    area = Area(s3bed)
+    off = {contract.LOCAL_DIR_VAR: "", contract.S3_PREFIX_VAR: ""}
+    run = run_workload(tmp_path, shell_image(tmp_path), area, "cdi-hook", values=off)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("no dump") == 2 and "dumped" not in run.stdout
+    assert os.listdir(area.shared) == [] and not os.path.exists(os.path.join(area.path, "by-id"))
+
+
+@pytest.mark.skipif(not os.environ.get("NCD_IMAGE_BOOKWORM", "").startswith("localhost/"), reason="needs the bed image")
+def test_a_python_image_running_fake_nrt_is_covered_the_same_way(tmp_path, s3bed, moto):
+    """The bed's Debian image (Python 3.11) with the runtime stand-in tests/bed/fake_nrt.py and the
+    fixture vendor hook bind-mounted read-only where an image has them (the image has neither)."""
+    area = Area(s3bed)
+    vendor = tmp_path / "neuron-dump"
+    vendor.write_text(VENDOR)
+    os.chmod(vendor, 0o755)
+    fake_nrt = os.path.join(os.path.dirname(__file__), "..", "..", "bed", "fake_nrt.py")
+    image_args = "-v %s:/opt/aws/neuron/bin/neuron-dump:ro -v %s:/usr/local/bin/fake_nrt.py:ro %s" % (
+        vendor,
+        os.path.abspath(fake_nrt),
+        os.environ["NCD_IMAGE_BOOKWORM"],
+    )
+    script = "python3 /usr/local/bin/fake_nrt.py --ranks 2 --cores 0:0,0:1 --epoch 1764670500; true"
+    run = run_workload(tmp_path, None, area, "cdi-hook", script=script, image_args=image_args)
+    assert run.returncode == 0, run.stderr
+    slot, container_id = slot_of(area, "cdi-hook")
+    (name,) = os.listdir(slot)
+    assert len(os.listdir(os.path.join(slot, name))) == 6, run.stdout + run.stderr  # 2 ranks x (2 cores + log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not area.adopted_dirs():
+        s3bed.run_cli("upload", check=True)
+        time.sleep(2)
+    s3bed.run_cli("upload", check=True)
+    listed = client_keys(moto, s3bed.bucket)
+    (manifest_key,) = [k for k in listed if k.endswith("-manifest.json")]
+    manifest = json.loads(moto.client().get_object(Bucket=s3bed.bucket, Key=manifest_key)["Body"].read())
+    assert manifest["origin"]["container_id"] == container_id and manifest["origin"]["attribution"] == "enforced"
+    assert len(manifest["files"]) == 7  # the six files and the origin record
 
 
 def test_without_adoption_the_container_dump_stays_in_the_area(tmp_path, s3bed, moto):
