@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import container_area, contract
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import container_area, contract, paths
 
 CDI_VERSION = "0.5.0"
 # Versions Podman 4.3's CDI library reads; the lowest current libraries read is 0.3.0.
@@ -39,14 +39,32 @@ def mount(area_shared):
     }
 
 
-def render(host_values, area_shared):
-    """Spec bytes for the host's values (None: no spec)."""
+# An OCI hook that fails or is missing aborts the container: the hook is run through the host's
+# /bin/sh, which calls the host program only when it is installed and always exits 0, so a host
+# without it (or with it removed later) still starts every container, with the shared directory.
+HOOK_SHELL = "/bin/sh"
+HOOK_SCRIPT = '[ -x "$0" ] && "$0" oci-hook --area "$1"; exit 0'
+
+
+def hook(program, area_shared):
+    """The ``createContainer`` hook that gives each container its own dump directory (CDI 0.5.0 field).
+
+    ``program`` is the host program's CLI (``neuron-core-dump``); see its ``oci_hook`` module.
+    """
+    area = container_area.area_of(area_shared)
+    return {"hookName": "createContainer", "path": HOOK_SHELL, "args": ["sh", "-c", HOOK_SCRIPT, program, area]}
+
+
+def render(host_values, area_shared, hook_program=paths.HOST_PROGRAM):
+    """Spec bytes for the host's values (None: no spec); with ``hook_program``, per-container directories."""
     carried = container_area.container_values(host_values)
     if carried is None:
         return None
     edits = {"env": ["%s=%s" % (name, carried[name]) for name in contract.MANAGED_VARS]}
     if container_area.enabled(carried):
         edits["mounts"] = [mount(area_shared)]
+        if hook_program:
+            edits["hooks"] = [hook(hook_program, area_shared)]
     spec = {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": [{"name": DEVICE, "containerEdits": edits}]}
     return (json.dumps(spec, indent=2) + "\n").encode("utf-8")
 

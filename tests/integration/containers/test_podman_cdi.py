@@ -13,7 +13,8 @@ CONTAINERS_CONF; for the drop-in case a copy of it gets the drop-in's keys
 Needs root, podman, unshare and the bed's bookworm image (NCD_IMAGE_BOOKWORM
 from .bed/state/bed.env): the ``bed`` marker, tests/conftest.py. The image has no
 Neuron runtime: these tests prove what the container gets (environment, mount, writability),
-not a dump; the workload-level proof is a molecule scenario.
+not a dump; the workload-level proof is test_container_dump_to_s3.py. The specs here are rendered
+without the per-container hook (hook_program=None): they test the shared directory.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def merged_conf(tmp_path, dropin):
 
 
 def test_device_request_gives_both_variables_and_the_mount(tmp_path, area):
-    spec = cdi_spec.render(ON, str(area / "shared"))
+    spec = cdi_spec.render(ON, str(area / "shared"), hook_program=None)
     run = podman_run(tmp_path, ["--device", cdi_spec.DEVICE_REQUEST], spec=spec)
     assert run.returncode == 0, run.stderr
     assert "%s=[%s]" % (LOCAL, container_area.CONTAINER_LOCAL_DIR) in run.stdout
@@ -100,14 +101,18 @@ def test_device_request_gives_both_variables_and_the_mount(tmp_path, area):
 
 def test_device_request_overrides_an_s3_prefix_given_to_the_container(tmp_path, area):
     """CDI env edits replace the container's own value (runtime-tools AddMultipleProcessEnv)."""
-    spec = cdi_spec.render(ON, str(area / "shared"))
+    spec = cdi_spec.render(ON, str(area / "shared"), hook_program=None)
     run = podman_run(tmp_path, ["--env", "%s=s3://tenant/x" % S3, "--device", cdi_spec.DEVICE_REQUEST], spec=spec)
     assert run.returncode == 0, run.stderr
     assert "%s=[]" % S3 in run.stdout
 
 
 def test_disabled_spec_still_starts_the_container_with_both_variables_empty(tmp_path, area):
-    run = podman_run(tmp_path, ["--device", cdi_spec.DEVICE_REQUEST], spec=cdi_spec.render(OFF, str(area / "shared")))
+    run = podman_run(
+        tmp_path,
+        ["--device", cdi_spec.DEVICE_REQUEST],
+        spec=cdi_spec.render(OFF, str(area / "shared"), hook_program=None),
+    )
     assert run.returncode == 0, run.stderr
     assert "%s=[]" % LOCAL in run.stdout and "%s=[]" % S3 in run.stdout
     assert "nomount" in run.stdout
@@ -159,7 +164,7 @@ def test_what_the_shared_area_does_and_does_not_isolate(tmp_path, area):
     """docs/containers.md, "Security": a non-root container user cannot list the shared area or remove
     another container's dump; a rootful container's root (CAP_DAC_OVERRIDE, CAP_FOWNER) can do both.
     This is why the shared area is for one trust domain per host only."""
-    spec = cdi_spec.render(ON, str(area / "shared"))
+    spec = cdi_spec.render(ON, str(area / "shared"), hook_program=None)
     mount = container_area.CONTAINER_MOUNT
     victim = area / "shared" / "dt-20261202-061500-cid-0000000000000000"
     victim.mkdir(mode=0o700)
@@ -197,7 +202,9 @@ def test_an_image_without_python_gets_the_settings_and_the_mount(tmp_path, area)
     upper, work = tmp_path / "upper", tmp_path / "work"
     for path in (upper, work, upper / "cdi"):
         path.mkdir(exist_ok=True)
-    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(cdi_spec.render(ON, str(area / "shared")))
+    (upper / "cdi" / "neuron-ops.io-core-dump.json").write_bytes(
+        cdi_spec.render(ON, str(area / "shared"), hook_program=None)
+    )
     # Shell builtins only: print both variables, find the mount, write into it.
     probe = (
         'echo "L=[$%s] S=[${%s-unset}]"; while read -r a b c d mnt rest; do [ "$mnt" = %s ] && echo mounted; '

@@ -111,3 +111,20 @@ def test_the_schema_does_reject_a_broken_spec(validator):
     messages = sorted(e.message for e in validator.iter_errors(spec))
     assert any("'kind' is a required property" in m for m in messages)
     assert any("'containerPath' is a required property" in m for m in messages)
+
+
+def test_spec_with_the_per_container_hook_is_valid_for_the_schema_and_podman_4_3(validator):
+    program = "/usr/local/bin/neuron-core-dump"
+    spec = json.loads(cdi_spec.render(VALUES["enabled"], SHARED, hook_program=program))
+    assert sorted(e.message for e in validator.iter_errors(spec)) == []
+    (hook,) = spec["devices"][0]["containerEdits"]["hooks"]
+    assert set(hook) <= {"hookName", "path", "args", "env", "timeout"}  # specs-go Hook of v0.5.2
+    assert hook == {
+        "hookName": "createContainer",
+        "path": "/bin/sh",
+        "args": ["sh", "-c", cdi_spec.HOOK_SCRIPT, program, "/var/lib/neuron-core-dump/containers"],
+    }
+    assert json.loads(cdi_spec.render(VALUES["enabled"], SHARED)) == spec  # the installed program by default
+    assert cdi_spec.problems(json.dumps(spec).encode(), SHARED) == []
+    disabled = json.loads(cdi_spec.render(VALUES["disabled"], SHARED, hook_program=program))
+    assert "hooks" not in disabled["devices"][0]["containerEdits"]  # off: no directory, no hook to fail

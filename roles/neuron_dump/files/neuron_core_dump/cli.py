@@ -122,6 +122,10 @@ def _status_args(argv, default_config):
 def main(argv=None, default_config=config_mod.DEFAULT_PATH):
     _enable_system_site_packages()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["oci-hook"]:  # run by the OCI runtime (CDI spec): no config, always exit 0
+        from . import oci_hook
+
+        return oci_hook.main(argv[1:])
     args = _status_args(argv, default_config) or _parser(default_config).parse_args(argv)
     interactive = not args.json and os.environ.get("INVOCATION_ID") is None and not getattr(args, "worker", False)
     if args.command == "status":

@@ -155,6 +155,25 @@ Top level
         logged at LOG_CRIT and shown by ``status``.
     ``min_age_seconds`` (default 300): younger dumps are left alone below the hard caps.
     ``gc_after_upload`` (bool; default true) run gc at the end of every upload run.
+
+``containers`` (adoption of dumps containers write into the container dump area; see
+:mod:`adopt` and docs/containers.md)
+    ``enabled`` (bool or null; default null = when ``<area>/shared`` exists)
+    ``area`` (absolute path; default ``/var/lib/neuron-core-dump/containers``, the
+        ``core_dump`` option ``container_dump_dir``)
+    ``s3_prefix`` (``s3://bucket/prefix`` template or null; default null = adopted dumps
+        stay local) ``%d %c`` from the directory name, ``%i`` the host's instance id,
+        ``%p %t %l`` the word ``container``; ``/containers/<attribution id>`` is appended.
+    ``quiet_seconds`` (number >= 5; default 120) nothing below a candidate may have
+        changed for this long, before and again after the claim. Must exceed the run
+        time of the image's vendor ``neuron-dump``.
+    ``max_wait_seconds`` (number >= 60; default 3600) a candidate still changing after
+        this long is adopted as it is (marked ``forced``).
+    ``max_dump_bytes`` (int >= 0; default 4 GiB) copied per adopted dump; the rest is cut.
+    ``max_entries`` (int >= 1; default 10000), ``max_depth`` (int 1..16; default 4) of the
+        quiescence walk; ``max_name_bytes`` (int 1..255; default 255).
+    ``max_candidates_per_owner`` (int >= 1; default 20) watched per owner uid per run.
+    ``max_adopt_per_run`` (int >= 1; default 10) claimed per run, round-robin across owners.
 """
 
 import os
@@ -256,6 +275,19 @@ DEFAULTS = {
         "hard_keep_free_bytes": 256 * MIB,
         "min_age_seconds": 300,
         "gc_after_upload": True,
+    },
+    "containers": {
+        "enabled": None,
+        "area": "/var/lib/neuron-core-dump/containers",
+        "s3_prefix": None,
+        "quiet_seconds": 120,
+        "max_wait_seconds": 3600,
+        "max_dump_bytes": 4 * GIB,
+        "max_entries": 10000,
+        "max_depth": 4,
+        "max_name_bytes": 255,
+        "max_candidates_per_owner": 20,
+        "max_adopt_per_run": 10,
     },
 }
 
@@ -557,6 +589,19 @@ SCHEMA = {
         "hard_keep_free_bytes": _NON_NEGATIVE,
         "min_age_seconds": _NON_NEGATIVE,
         "gc_after_upload": _bool,
+    },
+    "containers": {
+        "enabled": _optional(_bool),
+        "area": _abs_path,
+        "s3_prefix": _optional(_s3_url),
+        "quiet_seconds": _number(5),
+        "max_wait_seconds": _number(60),
+        "max_dump_bytes": _number(0, integer=True),
+        "max_entries": _number(1, integer=True),
+        "max_depth": _number(1, 16, integer=True),
+        "max_name_bytes": _number(1, 255, integer=True),
+        "max_candidates_per_owner": _number(1, integer=True),
+        "max_adopt_per_run": _number(1, integer=True),
     },
 }
 

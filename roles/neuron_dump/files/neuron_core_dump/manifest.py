@@ -48,7 +48,9 @@ def document(progress, dump_info, target, user_name):
             item["owner_uid"] = entry["uid"]
         skipped.append(item)
     dump_dir = keys.describe(progress.dump_dir)
+    extra = {"origin": progress.data["origin"]} if progress.data.get("origin") else {}  # adopt.py
     return {
+        **extra,
         "schema": SCHEMA,
         "instance_id": progress.instance_id,
         "hostname": hostinfo.hostname(),

@@ -74,8 +74,18 @@ def collect(config_path):
             "refused": {"total": int(refused.get("total") or 0), "recent": refused.get("recent") or []},
             "queue_by_uid": summary.get("by_uid") or {},
             "exact": incoming_dirs is not None,
+            "containers": _containers(config),
         }
     )
+
+
+def _containers(config):
+    """Adoption of container dumps (adopt.py): the last run's counts, or None when off."""
+    from . import adopt
+
+    if not adopt.enabled(config):
+        return None
+    return dict(adopt.read_status(config["state_dir"]), area=config["containers"]["area"])
 
 
 def _storage(config, saved):

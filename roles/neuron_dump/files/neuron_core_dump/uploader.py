@@ -46,7 +46,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import capture, fsutil, hostinfo, keys, log, manifest, s3, spool, state, transfer
+from . import adopt, capture, fsutil, hostinfo, keys, log, manifest, s3, spool, state, transfer
 from .progress import DumpProgress
 
 REFUSED_HISTORY = 20
@@ -248,6 +248,7 @@ class Uploader:
                 return
 
     def _one_pass(self, queue, result, wait_for_all):
+        adopt.run(self.config, self.store.fd, self.logger)  # dumps containers wrote, no hook enqueued
         queue.claim(self.logger)
         entries = queue.entries(self.logger)
         groups = {}
