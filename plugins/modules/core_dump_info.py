@@ -24,6 +24,8 @@ description:
     C(.distrib) file and its package version, running workloads that started with other values, dump storage, the
     spool and uploader status of the C(neuron-core-dump) host program, and an optional end-to-end check of the
     upload path (O(s3_probe)).
+  - It lists the dumps on the host as data (RV(dumps)), each with its job, NRT error, NEFF, processes, cores, origin
+    and upload state, from the C(neuron-core-dump) host program.
   - The module changes nothing on the host. Only O(s3_probe=true) runs the host program's own self-test, which
     writes and removes a scratch dump and one S3 object; in check mode it is skipped.
 author:

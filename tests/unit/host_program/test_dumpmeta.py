@@ -88,10 +88,9 @@ def test_forged_records_are_ignored_or_capped_never_an_error(tmp_path):
     (dump / "c-ncd-huge.json").write_bytes(b" " * (dumpmeta.RECORD_MAX_BYTES + 1))
     (dump / "d-ncd-deep.json").write_text("[" * 100000 + "]" * 100000)
     (dump / "e-ncd-garbage.json").write_bytes(b"\xff\xfe{")
-    (dump / "f-ncd-types.json").write_text(json.dumps({"flags": {"pid": ["1", 2], "error-code": {"x": 1},
-                                                                "neff-name": ["a", "b" * 10000],
-                                                                "device-id": "-1", "core-id": "99999999999"},
-                                                      "time_ns": "soon", "env": []}))  # fmt: skip
+    types = {"pid": ["1", 2], "error-code": {"x": 1}, "neff-name": ["a", "b" * 10000], "device-id": "-1",
+             "core-id": "99999999999"}  # fmt: skip
+    (dump / "f-ncd-types.json").write_text(json.dumps({"flags": types, "time_ns": "soon", "env": []}))
     (dump / "g-ncd-list.json").write_text("[1, 2]")
     (dump / "h-ncd-forged-job.json").write_text(_record({"date-time": "../../etc", "cluster-id": "x/y"}))
     meta = dumpmeta.read(str(dump), _files(dump), [dumpmeta.name_matcher("dt-%d-cid-%c")]).as_dict()
