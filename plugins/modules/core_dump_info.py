@@ -24,6 +24,8 @@ description:
     C(.distrib) file and its package version, running workloads that started with other values, dump storage, the
     spool and uploader status of the C(neuron-core-dump) host program, and an optional end-to-end check of the
     upload path (O(s3_probe)).
+  - It lists the dumps on the host as data (RV(dumps)), each with its job, NRT error, NEFF, processes, cores, origin
+    and upload state, from the C(neuron-core-dump) host program.
   - The module changes nothing on the host. Only O(s3_probe=true) runs the host program's own self-test, which
     writes and removes a scratch dump and one S3 object; in check mode it is skipped.
 author:
@@ -82,6 +84,12 @@ options:
     description: Fail the module when a self-test of O(s3_probe) fails. By default, a failed self-test is only reported.
     type: bool
     default: false
+  dumps_limit:
+    description:
+      - At most this many dumps in RV(dumps), the newest first. RV(dumps_total) counts all of them.
+      - V(0) returns every dump.
+    type: int
+    default: 50
 requirements:
   - Python 3.9 or later on the managed host (the module uses the standard library only)
   - for RV(host_status) and O(s3_probe), the C(neuron-core-dump) host program of the
@@ -259,6 +267,60 @@ host_status:
   returned: always
   type: dict
   sample: {spool_depth: 0, pending_dumps: 0, last_error: null, uploader: {healthy: true, detail: idle}, config_ok: true}
+dumps:
+  description:
+    - The dump directories on this host, the newest first (by the newest file in them), at most O(dumps_limit).
+      This is the output of C(neuron-core-dump list --json --limit N), so the host program's C(list) and C(info)
+      give the same fields. Empty when the host program is not installed (see RV(dumps_error)).
+    - C(name), C(path), C(root), C(uid), C(bytes), C(files) (the number of files directly in it) and
+      C(newest_mtime).
+    - C(job_key) is C(dt-<d>-cid-<c>) when the job's C(%d) and C(%c) are known, else the directory name. C(job)
+      holds C(d) and C(c) (or null) and C(job_source) says where they came from (C(record), the hook's records;
+      C(name), the directory name matched against the configured pattern; null).
+    - C(time) (ISO 8601, UTC) is when the first hook call of the dump ran, else the newest file's time.
+    - C(error_code) (int or null), C(error_name) (the C(NRT_*) name of the runtime's C(nrt_status.h), or null),
+      C(error_location), C(neff_name), C(neff_uuid), from the hook's records.
+    - C(pids), C(ranks) (C(NEURON_PJRT_PROCESS_INDEX) of the workers), C(devices) and C(cores) are sorted lists of
+      integers, from the records and the runtime's file names.
+    - C(origin) has C(kind) (V(host) or V(container)) and, for host dumps, the C(uid) and C(user) owning the
+      directory.
+    - C(upload) has C(state) (V(uploaded), V(pending), V(failed) (queued, and the last attempt failed) or
+      V(local_only)), C(last_error) and C(manifest_uri) (the C(s3://) URI of its manifest, or null).
+    - Everything in a dump is the workload user's and is treated as hostile. Links are not followed, only small
+      records are read, lists and strings are capped, and names are escaped by the rule in the notes.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: dt-20260101-000000-cid-0000000000000000
+      path: /var/lib/neuron-core-dump/dumps/dt-20260101-000000-cid-0000000000000000
+      job_key: dt-20260101-000000-cid-0000000000000000
+      job: {d: 20260101-000000, c: "0000000000000000"}
+      time: "2026-01-01T00:00:02Z"
+      error_code: 1006
+      error_name: NRT_EXEC_OOB
+      error_location: nrt_execute()
+      neff_name: model
+      neff_uuid: 5f0c2d1e
+      pids: [500, 501]
+      ranks: [0, 1]
+      devices: [0, 1]
+      cores: [0, 1]
+      files: 12
+      bytes: 1048576
+      origin: {kind: host, uid: 1001, user: trainer}
+      upload: {state: uploaded, last_error: null,
+               manifest_uri: "s3://example-bucket/fleet/dt-20260101-000000-cid-0000000000000000/i-0abc-manifest.json"}
+dumps_total:
+  description: The number of dumps on this host, whatever O(dumps_limit) says; null without the host program.
+  returned: always
+  type: int
+  sample: 3
+dumps_error:
+  description: Why RV(dumps) could not be read (host program missing or failing), or null.
+  returned: always
+  type: str
+  sample: null
 s3_probe:
   description:
     - One result for each effective S3 prefix, or null unless O(s3_probe=true).
@@ -532,6 +594,18 @@ def hook_report(workload_user):
     return report
 
 
+def dumps_report(limit):
+    """(dumps, total, error) from the host program's ``list --json --limit N``: one implementation of the fields."""
+    if not host_program.installed():
+        return [], None, "%s is not installed (role neuron_ops.core_dump.neuron_dump)" % paths.HOST_PROGRAM
+    data, error = host_program.run_json(["list", "--json", "--limit", str(limit)], host_program.STATUS_TIMEOUT)
+    found = (data or {}).get("dumps")
+    if not isinstance(found, list):
+        return [], None, error or "neuron-core-dump list gave no dumps"
+    total = (data or {}).get("total")
+    return [d for d in found if isinstance(d, dict)], total if isinstance(total, int) else len(found), error
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -543,12 +617,15 @@ def main():
             container_dump_dir=dict(type="str", default="/var/lib/neuron-core-dump/containers"),
             s3_probe=dict(type="bool", default=False),
             fail_on_s3_probe=dict(type="bool", default=False),
+            dumps_limit=dict(type="int", default=50),
         ),
         supports_check_mode=True,
     )
     params = module.params
     problems = [p for name in params["units"] or [] for p in unit_names.problems(name)]
     problems.extend(container_area.option_problems(params["container_dump_dir"]))
+    if params["dumps_limit"] < 0:
+        problems.append("dumps_limit must be 0 (every dump) or a positive number, not %d" % params["dumps_limit"])
     if problems:
         module.fail_json(msg=escaping.name("; ".join(problems)))
     units = []
@@ -588,6 +665,9 @@ def main():
         "processes": None,
         "storage": measure_storage(ctx_list),
         "host_status": host_program.status(),
+        "dumps": None,
+        "dumps_total": None,
+        "dumps_error": None,
         "s3_probe": None,
         "systemd": {
             "running": systemd.running,
@@ -595,6 +675,7 @@ def main():
             "manager_expands_specifiers": systemd.expands,
         },
     }
+    result["dumps"], result["dumps_total"], result["dumps_error"] = dumps_report(params["dumps_limit"])
     procs, stats = procscan.scan() if params["scan_processes"] else ([], None)
     if params["scan_processes"]:
         result["restart_required"], result["processes"] = check_processes(ctx_list, procs, stats)

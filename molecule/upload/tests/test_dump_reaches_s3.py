@@ -1,12 +1,18 @@
 """End to end on each host: a non-root workload started from a login session fails on
 2 ranks x 2 cores; the vendor files and our records land in the configured local dir
-and all of them reach the bed's S3, encrypted and byte for byte, with the manifest."""
+and all of them reach the bed's S3, encrypted and byte for byte, with the manifest. Then
+the dump as data: core_dump_info (run by real ansible over the podman connection) and
+``neuron-core-dump list`` name the job and its NRT error, the notify command got exactly one
+message as its unprivileged user, and the journal holds the entry with the fixed MESSAGE_ID."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,6 +28,9 @@ from bedtest import (
 
 WORKLOAD_USER = "trainer"
 UPLOAD_DEADLINE_SECONDS = 120
+NOTIFY_DIR = "/var/tmp/ncd-notify"  # what prepare.yml's notify command writes
+MESSAGE_ID = "3b3fa714a115419c820e95de66c4546c"  # docs/operations.md
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +114,73 @@ def test_dump_dir_keeps_other_users_out(host, failure):
     assert host.file(dump_dir).mode & 0o077 == 0
     assert host.file("/var/lib/neuron-core-dump/dumps").mode == 0o1733
     assert host.file(HOOK).mode == 0o755
+
+
+# --- the dump as data, and the notification ---------------------------------------------------------
+
+
+def _uploaded(host, failure):
+    report, iid = failure
+    call = hook_calls(report)[0]
+    bucket, key_prefix = split_s3_url(call["s3_output_prefix"])
+    wait_for_manifest(s3_client(), bucket, key_prefix, iid)
+    return call["local_output_dir"], "s3://%s/%s/%s-manifest.json" % (bucket, key_prefix, iid)
+
+
+def core_dump_info(host, **args):
+    """The module on the container, by real ansible over the podman connection."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, ".bed", "collections"))
+    env.update(
+        ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER="auto_silent"
+    )
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible"), "all", "-i", "%s," % host.backend.name,
+         "-c", "containers.podman.podman", "-m", "neuron_ops.core_dump.core_dump_info",
+         "-a", json.dumps(args)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host.backend.name]
+
+
+def test_core_dump_info_names_the_job_and_its_error(host, failure):
+    dump_dir, manifest_uri = _uploaded(host, failure)
+    result = core_dump_info(host, dumps_limit=5, scan_processes=False)
+    assert result["dumps_error"] is None and result["dumps_total"] >= 1
+    [dump] = [d for d in result["dumps"] if d["path"] == dump_dir]
+    assert dump["job_key"] == os.path.basename(dump_dir) and dump["job_source"] == "record"
+    assert (dump["error_code"], dump["error_name"]) == (1006, "NRT_EXEC_OOB")
+    assert len(dump["pids"]) == 2 and dump["devices"] == [0] and dump["cores"] == [0, 1]
+    assert dump["origin"] == {"kind": "host", "uid": int(host.check_output("id -u %s" % WORKLOAD_USER)),
+                              "user": WORKLOAD_USER}  # fmt: skip
+    assert dump["upload"] == {"state": "uploaded", "last_error": None, "manifest_uri": manifest_uri}
+    listed = json.loads(host.check_output("neuron-core-dump list --json"))["dumps"]
+    assert [d["job_key"] for d in listed if d["path"] == dump_dir] == [dump["job_key"]]
+
+
+def test_the_notify_command_got_one_message_as_its_user(host, failure):
+    dump_dir, manifest_uri = _uploaded(host, failure)
+    deadline = time.monotonic() + 60
+    while not host.run("ls %s/*.json" % NOTIFY_DIR).stdout.strip() and time.monotonic() < deadline:
+        time.sleep(1)
+    names = host.check_output("ls %s/*.json" % NOTIFY_DIR).split()
+    assert len(names) == 1, names  # one dump, one message, even after idempotence and re-runs
+    uid, _nl, body = host.check_output("cat %s" % names[0]).partition("\n")
+    assert int(uid) == int(host.check_output("id -u ncd-notify"))
+    message = json.loads(body)
+    assert message["path"] == dump_dir and message["manifest_uri"] == manifest_uri
+    assert message["error_name"] == "NRT_EXEC_OOB" and message["upload"]["state"] == "uploaded"
+
+
+def test_the_journal_entry_has_the_fixed_message_id(host, failure):
+    dump_dir, manifest_uri = _uploaded(host, failure)
+    deadline = time.monotonic() + 30
+    while True:
+        out = host.run("journalctl --no-pager -o json MESSAGE_ID=%s" % MESSAGE_ID).stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        if entries or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    [entry] = [e for e in entries if e.get("NCD_DUMP_DIR") == dump_dir]
+    assert entry["NCD_JOB_KEY"] == os.path.basename(dump_dir) and entry["NCD_ERROR_NAME"] == "NRT_EXEC_OOB"
+    assert entry["NCD_MANIFEST_URI"] == manifest_uri and entry["PRIORITY"] == "5"

@@ -59,7 +59,7 @@ def test_list_classifies_dumps(four_dumps):
     bed, _unused = four_dumps
     assert _statuses(bed) == {"A": "uploaded", "B": "local", "C": "pending", "D": "uploaded"}
     text = bed.run_cli("list", check=True).stdout
-    assert "pending" in text and "dt-C" in text
+    assert "failed" in text and "dt-C" in text  # queued with an error: the upload state says failed
 
 
 def test_info_shows_files_state_and_records(s3bed):

@@ -221,7 +221,7 @@ def test_odd_names_upload_and_reports_stay_parseable(s3bed, moto):
     listing = _strict_json(bed.run_cli("list", "--json", check=True).stdout)["dumps"]
     assert [d["status"] for d in listing if d["path"] == dump] == ["uploaded"]
     info = _strict_json(bed.run_cli("info", dump, "--json", check=True).stdout)
-    assert "bad-\\xff\\xfe.bin" in {f["name"] for f in info["files"]}
+    assert "bad-\\xff\\xfe.bin" in {f["name"] for f in info["file_list"]}
     assert "bad-" in bed.run_cli("info", dump, check=True).stdout
     # a dump dir whose own name is not UTF-8 does not break list either
     os.mkdir(os.fsencode(bed.dumps) + b"/dt-\xff")

@@ -2,8 +2,8 @@
 
 Subcommands (all accept ``--json`` and ``--config PATH``):
 
-``list``                 dumps on this host with size, age and upload status
-``info DUMP``            files, records and upload state of one dump (name or path)
+``list [--limit N]``     dumps on this host, newest first: job, error, size, upload state
+``info DUMP``            the same fields for one dump (name or path), plus its files and records
 ``upload [--wait]``      drain the spool and upload (root; run by the systemd path unit)
 ``gc [--dry-run]``       apply retention (run by a timer and after uploads)
 ``status``               spool depth, last error/success, uploader health, storage
@@ -37,7 +37,10 @@ def _parser(default_config):
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    sub.add_parser("list", parents=[common], help="list dumps on this host")
+    listing = sub.add_parser("list", parents=[common], help="list dumps on this host, newest first")
+    listing.add_argument(
+        "--limit", type=_count, default=0, help="at most this many dumps (default: all; 'total' counts every one)"
+    )
     info = sub.add_parser("info", parents=[common], help="show one dump")
     info.add_argument("dump", help="dump name or path")
     upload = sub.add_parser("upload", parents=[common], help="upload queued dumps (root)")
@@ -54,6 +57,14 @@ def _parser(default_config):
         "--hook", default="/opt/aws/neuron/bin/neuron-dump", help="hook to test (default: %(default)s)"
     )
     return parser
+
+
+def _count(text):
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number >= 0")
+    return int(text)
 
 
 def _emit(args, data, human_text):
@@ -169,7 +180,14 @@ def _age(mtime):
 
 
 def _cmd_check_config(args, config):
-    del config  # _load_config has already validated it, or reported why not
+    from . import notify
+
+    # _load_config has validated the file; what only this host can tell is checked here
+    problems = notify.problems(config)
+    if problems:
+        for problem in problems:
+            sys.stderr.write("neuron-core-dump: invalid configuration %s: %s\n" % (args.config, problem))
+        return EXIT_USAGE
     _emit(args, {"config": args.config, "ok": True}, "%s: valid" % args.config)
     return EXIT_OK
 
@@ -179,17 +197,29 @@ def _cmd_list(args, config):
     from .status import _size
 
     found, _unused = dumps.scan(config)
-    data = [d.as_dict() for d in sorted(found, key=lambda d: d.newest_mtime)]
-    lines = ["%-9s %-9s %6s %6s  %s" % ("STATUS", "SIZE", "FILES", "AGE", "PATH")]
+    ordered = dumps.newest_first(found)
+    shown = ordered[: args.limit] if args.limit else ordered
+    matchers = dumps.name_matchers(config)
+    data = [dumps.describe(d, matchers) for d in shown]
+    lines = ["%-10s %-9s %6s %6s  %-32s %s" % ("UPLOAD", "SIZE", "FILES", "AGE", "ERROR", "PATH")]
     for item in data:
         lines.append(
-            "%-9s %-9s %6d %6s  %s"
-            % (item["status"], _size(item["bytes"]), item["file_count"], _age(item["newest_mtime"]), item["path"])
-        )
+            "%-10s %-9s %6d %6s  %-32s %s"
+            % (item["upload"]["state"], _size(item["bytes"]), item["files"], _age(item["newest_mtime"]),
+               _error_text(item), item["path"])
+        )  # fmt: skip
     if not data:
         lines = ["no dumps under %s" % ", ".join(config["dump_roots"])]
-    _emit(args, {"dumps": data}, "\n".join(lines))
+    elif len(shown) < len(ordered):
+        lines.append("(%d of %d dumps shown: --limit)" % (len(shown), len(ordered)))
+    _emit(args, {"dumps": data, "total": len(ordered), "limit": args.limit or None}, "\n".join(lines))
     return EXIT_OK
+
+
+def _error_text(item):
+    if item["error_name"]:
+        return "%s (%d)" % (item["error_name"], item["error_code"])
+    return "-" if item["error_code"] is None else str(item["error_code"])
 
 
 def _cmd_info(args, config):
@@ -199,17 +229,26 @@ def _cmd_info(args, config):
     if dump is None:
         sys.stderr.write("neuron-core-dump info: no dump %r under %s\n" % (args.dump, ", ".join(config["dump_roots"])))
         return EXIT_FAILED
-    data = dump.as_dict()
-    data["files"] = [{"name": name, "size": size} for name, size, _unused in sorted(dump.files)]
+    data = dumps.describe(dump, dumps.name_matchers(config))
+    data["file_list"] = [{"name": name, "size": size} for name, size, _unused in sorted(dump.files)]
     data["records"] = _records(dump)
-    lines = ["%s  (%s, %d files, uid %d)" % (dump.path, dump.status, len(dump.files), dump.uid)]
+    upload = data["upload"]
+    lines = ["%s  (%s, %d files, uid %d)" % (dump.path, upload["state"], len(dump.files), dump.uid)]
+    lines.append("  job %s, %s, error %s at %s" % (data["job_key"], data["time"], _error_text(data),
+                                                   data["error_location"] or "-"))  # fmt: skip
+    if data["neff_name"] or data["neff_uuid"]:
+        lines.append("  neff %s (%s)" % (data["neff_name"] or "-", data["neff_uuid"] or "-"))
+    lines.append(
+        "  pids %s, ranks %s, devices %s, cores %s"
+        % tuple(",".join(map(str, data[k])) or "-" for k in ("pids", "ranks", "devices", "cores"))
+    )
     for prefix, item in data["s3"].items():
         lines.append(
             "  s3 %s: %d file(s) uploaded, manifest %s"
             % (prefix, item["files_uploaded"], item["manifest"] or "not yet")
         )
-    if data["last_error"]:
-        lines.append("  last error: %s" % data["last_error"])
+    if upload["last_error"]:
+        lines.append("  last error: %s" % upload["last_error"])
     for record in data["records"]:
         flags = record.get("flags", {})
         lines.append(
@@ -217,7 +256,7 @@ def _cmd_info(args, config):
             % (record.get("kind"), flags.get("pid"), flags.get("device-id", "-"), flags.get("core-id", "-"),
                flags.get("error-code", "-"), flags.get("error-location", "-"))
         )  # fmt: skip
-    for item in data["files"]:
+    for item in data["file_list"]:
         lines.append("  %12d  %s" % (item["size"], item["name"]))
     _emit(args, data, "\n".join(lines))
     return EXIT_OK

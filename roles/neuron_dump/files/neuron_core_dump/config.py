@@ -146,6 +146,18 @@ Top level
         unless this is true, then it is given to the dump's owner: the kernel log may
         hold lines the owner is not allowed to read otherwise.
 
+``notify`` (after a dump's manifest is written; see docs/operations.md, "Notification")
+    ``command`` (list of strings, absolute program first; default [] = no command) run once per
+        written manifest with the dump's description as JSON on stdin, as ``user``, in its own
+        session, detached from the uploads; killed (its process group) after ``timeout_seconds``.
+    ``user`` (user name or uid; required with ``command``) never root: uid 0 is refused here and
+        again, by uid, when the command runs (``check-config`` also checks the user exists).
+    ``timeout_seconds`` (number 0 < t <= 3600; default 30)
+    ``max_concurrent`` (int 1..64; default 4) commands running at the same time; more wait.
+    ``journal`` (bool; default true) also log a structured journal entry per written manifest,
+        ``MESSAGE_ID=`` :data:`notify.MESSAGE_ID`, for log shippers (syslog where there is no journal).
+    ``journal_socket`` (absolute path; default ``/run/systemd/journal/socket``) journald's native socket.
+
 ``retention`` (``neuron-core-dump gc``)
     ``max_bytes`` (default 8 GiB) and ``max_count`` (default 50): soft caps over all roots.
     ``keep_free_bytes`` (default 1 GiB): soft free-space floor per filesystem.
@@ -267,6 +279,16 @@ DEFAULTS = {
         "min_interval_seconds": 60,
         "readable_by_owner": False,
     },
+    # --- notify (issue 11) ---
+    "notify": {
+        "command": [],
+        "user": None,
+        "timeout_seconds": 30,
+        "max_concurrent": 4,
+        "journal": True,
+        "journal_socket": "/run/systemd/journal/socket",
+    },
+    # --- end notify ---
     "retention": {
         "max_bytes": 8 * GIB,
         "max_count": 50,
@@ -510,6 +532,36 @@ def valid_bucket_name(name):
     return all(c in allowed for c in name) and name[0] not in ".-" and name[-1] not in ".-"
 
 
+# --- notify (issue 11): validators ---------------------------------------------------------------
+
+
+def _notify_command(key, value):
+    if not isinstance(value, list) or not all(isinstance(a, str) and "\0" not in a for a in value):
+        raise ConfigError(key, "must be a list of strings (the program and its arguments), [] for none")
+    if value and not value[0].startswith("/"):
+        raise ConfigError(key, "must start with an absolute program path")
+    return list(value)
+
+
+def _notify_user(key, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 2**32 - 1:
+            raise ConfigError(key, "must be a user name or a uid (integer 1..4294967294)")
+    elif not isinstance(value, str) or not 0 < len(value) <= 64 or not all(c.isalnum() or c in "-_.$" for c in value):
+        raise ConfigError(key, "must be a user name (letters, digits, '-', '_', '.') or a uid")
+    if value in (0, "0", "root"):
+        raise ConfigError(key, "must not be root: the notify command runs as an unprivileged user")
+    return value
+
+
+def _notify_cross_checks(config):
+    notify = config["notify"]
+    if notify["command"] and notify["user"] is None:
+        raise ConfigError("notify.user", "is required with notify.command (a non-root user to run it as)")
+
+
+# --- end notify validators -------------------------------------------------------------------------
+
 _POSITIVE = _number(0, exclusive_min=True)
 _NON_NEGATIVE = _number(0)
 _MIN_PART = 5 * MIB
@@ -581,6 +633,14 @@ SCHEMA = {
         "min_interval_seconds": _NON_NEGATIVE,
         "readable_by_owner": _bool,
     },
+    "notify": {
+        "command": _notify_command,
+        "user": _optional(_notify_user),
+        "timeout_seconds": _number(0, 3600, exclusive_min=True),
+        "max_concurrent": _number(1, 64, integer=True),
+        "journal": _bool,
+        "journal_socket": _abs_path,
+    },
     "retention": {
         "max_bytes": _NON_NEGATIVE,
         "max_count": _number(0, integer=True),
@@ -635,6 +695,7 @@ def _cross_checks(config):
         raise ConfigError("retention.hard_max_bytes", "must be >= retention.max_bytes")
     if retention["hard_keep_free_bytes"] > retention["keep_free_bytes"]:
         raise ConfigError("retention.hard_keep_free_bytes", "must be <= retention.keep_free_bytes")
+    _notify_cross_checks(config)
 
 
 def validate(data):

@@ -9,16 +9,26 @@ and queue; a dump is
               open and every file now in it was uploaded;
 ``local``     anything else: no S3 prefix, never enqueued (e.g. made by the vendor
               helper alone), or refused by the uploader.
+
+:func:`describe` is the one description of a dump that ``list --json``, ``info --json``,
+``core_dump_info`` (which runs ``list --json``) and the notification all give: the fields
+above plus what :mod:`dumpmeta` reads from the dump, the origin and the upload state as
+``uploaded`` / ``pending`` / ``failed`` (queued, with the last error) / ``local_only``.
 """
 
 import os
 import stat
+import time
 
-from . import fsutil, spool, state
+from . import dumpmeta, fsutil, spool, state
 
 PENDING = "pending"
 UPLOADED = "uploaded"
 LOCAL = "local"
+# upload states of describe(): PENDING and UPLOADED, and
+FAILED = "failed"
+LOCAL_ONLY = "local_only"
+RUNTIME_DEFAULT_NAME = "dt-%d-cid-%c"  # docs/runtime-contract.md 2.3
 
 
 class Dump:
@@ -82,37 +92,66 @@ def scan_root(root):
             info["error"] = "cannot list (%s); run as root" % exc.strerror
             names = []
         for name in names:
-            try:
-                entry_info = os.lstat(name, dir_fd=root_fd)
-            except OSError:
-                continue
-            if not stat.S_ISDIR(entry_info.st_mode):
-                continue  # symlinks and stray files are not dumps (and are never followed)
-            dump = Dump(root, name, entry_info)
-            dump.dev = dev
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
-            except OSError:
+            dump = _load(root_fd, root, name, dev)
+            if dump is not None:
                 found.append(dump)
-                continue
-            try:
-                dump.bytes, newest = fsutil.dir_usage(fd)
-                dump.newest_mtime = max(dump.newest_mtime, newest)
-                for child in os.listdir(fd):
-                    try:
-                        child_info = os.lstat(child, dir_fd=fd)
-                    except OSError:
-                        continue
-                    if stat.S_ISREG(child_info.st_mode) and not child.startswith("."):
-                        dump.files.append((child, child_info.st_size, child_info.st_mtime_ns))
-            finally:
-                os.close(fd)
-            found.append(dump)
     finally:
         os.close(root_fd)
     info["count"] = len(found)
     info["bytes"] = sum(d.bytes for d in found)
     return found, info
+
+
+def _load(root_fd, root, name, dev):
+    """The Dump ``name`` below the open root, or None when it is not a directory (never followed)."""
+    try:
+        entry_info = os.lstat(name, dir_fd=root_fd)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(entry_info.st_mode):
+        return None  # symlinks and stray files are not dumps (and are never followed)
+    dump = Dump(root, name, entry_info)
+    dump.dev = dev
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+    except OSError:
+        return dump
+    try:
+        dump.bytes, newest = fsutil.dir_usage(fd)
+        dump.newest_mtime = max(dump.newest_mtime, newest)
+        for child in os.listdir(fd):
+            try:
+                child_info = os.lstat(child, dir_fd=fd)
+            except OSError:
+                continue
+            if stat.S_ISREG(child_info.st_mode) and not child.startswith("."):
+                dump.files.append((child, child_info.st_size, child_info.st_mtime_ns))
+    finally:
+        os.close(fd)
+    return dump
+
+
+def load_one(config, dump_dir, dump_state=None):
+    """The Dump at ``dump_dir`` (a direct child of a dump root) with ``dump_state``, or None.
+
+    For the notification: one dump without scanning every root; its upload was just done.
+    """
+    root = fsutil.find_root(dump_dir, config["dump_roots"])
+    try:
+        relative = fsutil.split_components(dump_dir)[len(fsutil.split_components(root or "/")) :]
+        root_fd = fsutil.walk(root) if root and relative else None
+    except OSError:
+        return None
+    if root_fd is None:
+        return None
+    try:
+        dump = _load(root_fd, root, relative[0], os.fstat(root_fd).st_dev)
+    finally:
+        os.close(root_fd)
+    if dump is not None and dump_state is not None:
+        dump.states.append(dump_state)
+        dump.status = classify(dump)
+    return dump
 
 
 def load_queue_entries(spool_dir):
@@ -221,3 +260,85 @@ def find(config, name_or_path):
         if name_or_path in (dump.path, dump.name) or name_or_path.rstrip("/") == dump.path:
             return dump
     return None
+
+
+# --- the one description of a dump ------------------------------------------------------------
+
+
+def name_matchers(config):
+    """Regexes of the dump-dir names whose ``%d``/``%c`` parts give the job: the configured
+    fallback pattern and the runtime's default name."""
+    matchers = []
+    for template in (config["hook"]["fallback_dump_dir"], RUNTIME_DEFAULT_NAME):
+        matcher = dumpmeta.name_matcher(template)
+        if matcher is not None and matcher.pattern not in [m.pattern for m in matchers]:
+            matchers.append(matcher)
+    return matchers
+
+
+def newest_first(found):
+    return sorted(found, key=lambda d: (-d.newest_mtime, d.name))
+
+
+def describe(dump, matchers, user_name=None):
+    """as_dict() plus job, error, NEFF, ids, origin and upload state (see the module docstring)."""
+    data = dump.as_dict()
+    meta = dumpmeta.read(dump.path, dump.files, matchers)
+    details = meta.as_dict()
+    stamp = meta.time_ns / 1e9 if meta.time_ns is not None else dump.newest_mtime
+    data.update(
+        job_key=dumpmeta.job_key(meta.d, meta.c, dump.name),
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)),
+        files=len(dump.files),
+        origin=origin(dump, user_name or _user_name),
+        upload=upload(dump),
+    )
+    data.update(details)
+    return data
+
+
+def upload(dump):
+    """{state, last_error, manifest_uri} of a classified dump."""
+    manifest_uri = None
+    own = [s for s in dump.states if s.get("dump_dir") == dump.path] + dump.states
+    for dump_state in own:
+        for prefix_state in (dump_state.get("prefixes") or {}).values():
+            key = (prefix_state.get("manifest") or {}).get("key")
+            if key and prefix_state.get("bucket") and manifest_uri is None:
+                manifest_uri = "s3://%s/%s" % (prefix_state["bucket"], key)
+    errors = [q.get("last_error") for q in dump.queued if q.get("last_error")]
+    refused = [s.get("refused") for s in dump.states if s.get("refused")]
+    if dump.queued:
+        upload_state = FAILED if errors else PENDING
+    elif dump.status == UPLOADED:
+        upload_state = UPLOADED
+    else:
+        upload_state = LOCAL_ONLY
+    last_error = (errors or refused or [None])[-1]
+    if upload_state == UPLOADED:
+        last_error = None
+    return {"state": upload_state, "last_error": last_error, "manifest_uri": manifest_uri}
+
+
+def origin(dump, user_name):
+    """Where the dump came from: what the uploader recorded (container adoption records
+    ``origin`` in the dump's state), else a host process of the dump dir's owner."""
+    for dump_state in dump.states:
+        recorded = dump_state.get("origin")
+        if isinstance(recorded, dict) and recorded.get("kind") in ("host", "container"):
+            return dict(recorded)
+    return {"kind": "host", "uid": dump.uid, "user": user_name(dump.uid)}
+
+
+_USERS = {}
+
+
+def _user_name(uid):
+    if uid not in _USERS:
+        import pwd
+
+        try:
+            _USERS[uid] = pwd.getpwuid(uid).pw_name
+        except (KeyError, OverflowError):
+            _USERS[uid] = None
+    return _USERS[uid]

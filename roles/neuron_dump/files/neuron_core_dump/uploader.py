@@ -46,7 +46,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import adopt, capture, fsutil, hostinfo, keys, log, manifest, s3, spool, state, transfer
+from . import adopt, capture, fsutil, hostinfo, keys, log, manifest, notify, s3, spool, state, transfer
 from .progress import DumpProgress
 
 REFUSED_HISTORY = 20
@@ -135,9 +135,13 @@ class Uploader:
         self._instance_id = None
         self._users = {}
         self._carried = False  # entries claimed during a pass for a dump already worked on in it
+        self.notifier = notify.Notifier(config, logger)
 
     def close(self):
-        self.store.close()
+        try:
+            self.notifier.close()
+        finally:
+            self.store.close()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -211,6 +215,10 @@ class Uploader:
             finally:
                 if lock_fd is not None:
                     os.close(lock_fd)
+            # a notify command still running must not hold back dumps that arrive meanwhile
+            while not self.notifier.wait(0.5):
+                if wait_for_all and queue.has_incoming():
+                    self._passes(queue, result, wait_for_all)
         return result
 
     def _passes(self, queue, result, wait_for_all):
@@ -519,7 +527,12 @@ class Uploader:
         progress.save()
         if not total.failed and not total.deferred:
             try:
+                before = (progress.prefix.get("manifest") or {}).get("fingerprint")
                 manifest.write(self.client(), progress, dump_info, target, self.user_name, self.logger)
+                written = progress.prefix.get("manifest") or {}
+                if written.get("fingerprint") != before:  # an unchanged manifest is not news
+                    self.notifier.submit(progress.dump_dir, progress.data, target.bucket, target.key_prefix,
+                                         written.get("key"), progress.instance_id)  # fmt: skip
             except Exception as exc:  # the manifest is retried with the entry on the next run
                 total.failed["(manifest)"] = _describe(exc)
                 if s3.is_refusal(exc):
