@@ -120,11 +120,12 @@ def shell_image(tmp_path):
     return root
 
 
-def run_workload(tmp_path, rootfs, area, route, script=None, values=ON, image_args=None):
+def run_workload(tmp_path, rootfs, area, route, script=None, values=None, image_args=None):
     """The two ranks in one container (or ``script``), started by ``route``: cdi, cdi-hook or dropin.
 
     ``rootfs``: the shell-only root file system; or ``image_args`` (image and mounts) instead.
     """
+    values = ON if values is None else values
     upper, work = tmp_path / "upper", tmp_path / "work"
     for path in (upper, work, upper / "cdi"):
         path.mkdir(exist_ok=True)
