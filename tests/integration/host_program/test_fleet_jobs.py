@@ -117,5 +117,5 @@ def test_two_jobs_on_two_hosts_with_one_pending_make_the_right_jobs_rows(fleet):
     b.write_config({})
     assert b.run_cli("upload", check=True).returncode == 0
     report = build_report({"trn-a": _core_dump_info_dumps(a), "trn-b": _core_dump_info_dumps(b)})
-    older = [job for job in report["jobs"] if job["job"] == JOB_1][0]
+    [older] = [job for job in report["jobs"] if job["job"] == JOB_1]
     assert older["upload_complete"] and older["uploaded_hosts"] == 2 and not older["pending"]
