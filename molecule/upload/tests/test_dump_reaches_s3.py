@@ -3,7 +3,8 @@
 and all of them reach the bed's S3, encrypted and byte for byte, with the manifest. Then
 the dump as data: core_dump_info (run by real ansible over the podman connection) and
 ``neuron-core-dump list`` name the job and its NRT error, the notify command got exactly one
-message as its unprivileged user, and the journal holds the entry with the fixed MESSAGE_ID."""
+message as its unprivileged user, the journal holds the entry with the fixed MESSAGE_ID, and
+verify.yml's fleet report names the job in its Jobs section."""
 
 from __future__ import annotations
 
@@ -127,20 +128,30 @@ def _uploaded(host, failure):
     return call["local_output_dir"], "s3://%s/%s/%s-manifest.json" % (bucket, key_prefix, iid)
 
 
-def core_dump_info(host, **args):
-    """The module on the container, by real ansible over the podman connection."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, ".bed", "collections"))
+def _ansible(host, program, *args, json_output=False):
+    """Real ansible (or ansible-playbook) against the container over the podman connection."""
+    # Not molecule's ansible.cfg: its profile_tasks callback prints timings before the JSON.
+    env = {name: value for name, value in os.environ.items() if name != "ANSIBLE_CONFIG"}
     env.update(
-        ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER="auto_silent"
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, ".bed", "collections"),
+        ANSIBLE_PYTHON_INTERPRETER="auto_silent",
     )
+    if json_output:
+        env.update(ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible"), "all", "-i", "%s," % host.backend.name,
-         "-c", "containers.podman.podman", "-m", "neuron_ops.core_dump.core_dump_info",
-         "-a", json.dumps(args)],
+        [os.path.join(os.path.dirname(sys.executable), program), "-i", "%s," % host.backend.name,
+         "-c", "containers.podman.podman", *args],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host.backend.name]
+    return proc.stdout
+
+
+def core_dump_info(host, **args):
+    """The module on the container, by real ansible over the podman connection."""
+    out = _ansible(host, "ansible", "all", "-m", "neuron_ops.core_dump.core_dump_info", "-a", json.dumps(args),
+                   json_output=True)  # fmt: skip
+    return json.loads(out)["plays"][0]["tasks"][0]["hosts"][host.backend.name]
 
 
 def test_core_dump_info_names_the_job_and_its_error(host, failure):
@@ -184,3 +195,18 @@ def test_the_journal_entry_has_the_fixed_message_id(host, failure):
     [entry] = [e for e in entries if e.get("NCD_DUMP_DIR") == dump_dir]
     assert entry["NCD_JOB_KEY"] == os.path.basename(dump_dir) and entry["NCD_ERROR_NAME"] == "NRT_EXEC_OOB"
     assert entry["NCD_MANIFEST_URI"] == manifest_uri and entry["PRIORITY"] == "5"
+
+
+def test_the_fleet_reports_jobs_section_names_the_failed_job(host, failure, tmp_path):
+    dump_dir, manifest_uri = _uploaded(host, failure)
+    report_dir = "neuron_core_dump_report_dir=%s" % tmp_path
+    out = _ansible(host, "ansible-playbook", "neuron_ops.core_dump.verify", "-e", report_dir)
+    with open(tmp_path / "fleet-report.json", encoding="utf-8") as handle:
+        jobs = json.load(handle)["jobs"]
+    job_key = os.path.basename(dump_dir)
+    [row] = [job for job in jobs if job["job"] == job_key]
+    assert row["hosts"] == [host.backend.name] and row["upload_complete"]
+    assert [(e["code"], e["name"]) for e in row["errors"]] == [(1006, "NRT_EXEC_OOB")]
+    assert row["by_host"][host.backend.name]["manifest_uris"] == [manifest_uri]
+    assert "newest failed job: %s" % job_key in out
+    assert job_key in (tmp_path / "fleet-report.md").read_text(encoding="utf-8")
