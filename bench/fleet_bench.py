@@ -29,12 +29,13 @@ import sys
 import tempfile
 import time
 
+import sections
 from common import REPO_ROOT, BenchError
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 BUILTIN_VERIFY = os.path.join(BENCH_DIR, "fleet", "verify_builtin.yml")
-DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
-BEGIN, END = "<!-- fleet-bench:begin -->", "<!-- fleet-bench:end -->"
+DEFAULT_OUTPUT = sections.DEFAULT_OUTPUT
+BEGIN, END = sections.markers("fleet-bench")
 NAME = "ncd-bench-fleet-%02d"  # not ncd-<scenario>-*: molecule scenarios own those names
 BUCKET = "ncd-bench-dumps"
 PLAYBOOK_TIMEOUT = 3600
@@ -264,35 +265,6 @@ def render(results, meta):
     return "\n".join(lines)
 
 
-def write_section(text, output):
-    if output == "-":
-        sys.stdout.write(text)
-        return
-    current = ""
-    if os.path.exists(output):
-        with open(output, encoding="utf-8") as handle:
-            current = handle.read()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = current.rstrip("\n") + "\n\n" + text
-    with open(output + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(new)
-    os.replace(output + ".tmp", output)
-    progress("wrote the fleet section of %s" % output)
-
-
-def keep_section(text, output):
-    """``text`` (bench/run.py's report) with the fleet section of ``output`` appended, if it has one."""
-    if output != "-" and os.path.exists(output):
-        with open(output, encoding="utf-8") as handle:
-            current = handle.read()
-        if BEGIN in current and END in current:
-            return text.rstrip("\n") + "\n\n" + BEGIN + current.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
-    return text
-
-
 def sizes(text):
     return [int(x) for x in text.split(",") if x]
 
@@ -326,7 +298,7 @@ def main(argv=None):
         "load_end": os.getloadavg(),
     }
     progress("raw seconds: " + json.dumps(results))
-    write_section(render(results, meta), args.output)
+    sections.write_section("fleet-bench", render(results, meta), args.output, progress)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Benchmark: fetching a 3-host job of ~200 MiB with ``fetch_job.yml`` against ``aws s3 cp --recursive``.
 
-Run ``python3 bench/job_fetch_bench.py`` with the venv on PATH (boto3, ``aws``, ``moto_server``,
-``ansible-playbook``). It prints a Markdown section (or writes it to ``--output``); it is not
-yet wired into ``bench/run.py``.
+``make bench`` runs it (``bench/run.py``), or alone: ``python3 bench/job_fetch_bench.py`` with the
+venv on PATH (boto3, ``aws``, ``moto_server``, ``ansible-playbook``). It writes its section of
+``docs/benchmarks.md`` (between the ``job-fetch-bench`` markers) or prints it with ``--output -``.
 
 The job is laid out in a local ``moto_server`` as the uploader lays it out: one shared
 prefix; each host's files directly below it (every name carries the instance id, as the
@@ -19,6 +19,7 @@ number.
 """
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -26,7 +27,9 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 
+import sections
 from common import AWS_ENV, MIB, REPO_ROOT, BenchError, base_env, find_tool, run_bounded
 from s3local import MotoServer
 
@@ -111,11 +114,10 @@ def run_ours(server, bucket, dest, env):
     return secs
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--output", default="-")
-    args = parser.parse_args(argv)
+def bench_job_fetch(rounds, command):
+    """Run the benchmark; returns its Markdown section (without the markers)."""
+    started = time.monotonic()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     temp = tempfile.mkdtemp(prefix="ncd-fetch-bench-")
     env = dict(base_env(temp), **AWS_ENV)
     env["PATH"] = os.path.dirname(sys.executable) + ":" + env["PATH"]
@@ -133,7 +135,7 @@ def main(argv=None):
         digests = put_job(client, bucket)
         total = sum(sum(host_layout(iid).values()) for iid in HOSTS)
         times = {"aws": [], "ours": []}
-        for index in range(args.rounds):
+        for index in range(rounds):
             aws_dest = os.path.join(temp, "aws-%d" % index)
             times["aws"].append(run_aws(server, bucket, aws_dest, env))
             check_tree({iid: aws_dest for iid in HOSTS}, digests)
@@ -147,10 +149,20 @@ def main(argv=None):
         shutil.rmtree(temp, ignore_errors=True)
     aws, ours = statistics.median(times["aws"]), statistics.median(times["ours"])
     lines = [
-        "## Fetching one job: fetch_job.yml against aws s3 cp --recursive",
+        "## 6. Fetching one job: fetch_job.yml against aws s3 cp --recursive",
         "",
-        "3 hosts, %d files, %.0f MiB, local moto_server; median of %d rounds (whole processes)."
-        % (sum(len(host_layout(iid)) for iid in HOSTS), total / MIB, args.rounds),
+        "Written by `%s` (%s; this benchmark took %.0f s; load average %s at the end). 3 hosts, %d files,"
+        " %.0f MiB, local moto_server; median of %d rounds (whole processes, alternating, a fresh"
+        " destination each round; both trees checked against the manifests afterwards)."
+        % (
+            command,
+            date,
+            time.monotonic() - started,
+            ", ".join("%.2f" % x for x in os.getloadavg()),
+            sum(len(host_layout(iid)) for iid in HOSTS),
+            total / MIB,
+            rounds,
+        ),
         "",
         "| tool | median s | MiB/s | rounds (s) |",
         "|---|---|---|---|",
@@ -159,14 +171,19 @@ def main(argv=None):
         "| fetch_job.yml (10 threads, sha256 of every byte, Ansible start-up) | %.2f | %.1f | %s |"
         % (ours, total / MIB / ours, ", ".join("%.2f" % t for t in times["ours"])),
         "",
-        "Speed-up of ours over aws: **%.2fx** (target >= 1.0x)." % (aws / ours),
+        "Speed-up of ours over aws: **%.2fx** (target >= 1.0x, issue 11)." % (aws / ours),
     ]
-    text = "\n".join(lines) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.output, "w") as handle:
-            handle.write(text)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default=sections.DEFAULT_OUTPUT, help="Markdown to update ('-' = stdout)")
+    args = parser.parse_args(argv)
+    command = " ".join(["python3", "bench/job_fetch_bench.py", *(sys.argv[1:] if argv is None else argv)])
+    text = bench_job_fetch(args.rounds, command)
+    sections.write_section("job-fetch-bench", sections.wrap("job-fetch-bench", text), args.output)
     return 0
 
 

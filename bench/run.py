@@ -34,8 +34,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO_ROOT, BenchError, find_tool, hook_interpreter, write_random_file
-from fleet_bench import keep_section
+from common import BenchError, find_tool, hook_interpreter, write_random_file
 from fleet_bench import main as fleet_main
 from flood_bench import bench_flood
 from hook_bench import (
@@ -47,12 +46,13 @@ from hook_bench import (
     write_baseline_hook,
     write_naive_hook,
 )
+from job_fetch_bench import bench_job_fetch
 from report import machine_facts, render, summary_lines
 from s3local import MotoServer
 from scratch import ScratchInstall
+from sections import DEFAULT_OUTPUT, keep_sections, wrap, write_section
 from upload_bench import bench_throughput
 
-DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
 TIME_LIMIT_SECONDS = 300 + 90 * 5  # benchmarks 1-3, plus about 90 s per flood repeat
 # (fake_nrt failures per hook in benchmark 1, failures per hook in 2, upload rounds per tool in 3)
 FULL_SIZES = (25, 3, 3)
@@ -190,7 +190,13 @@ def main(argv=None):
         "seconds": seconds,
         "load_end": os.getloadavg(),
     }
-    write_output(keep_section(render(facts, meta, blocking, naive, throughput, flood), output), output)
+    write_output(keep_sections(render(facts, meta, blocking, naive, throughput, flood), output), output)
+    try:
+        fetch = bench_job_fetch(1 if args.quick else 3, meta["command"])
+    except BenchError as exc:
+        progress("FAILED: job fetch: %s" % exc)
+        return 1
+    write_section("job-fetch-bench", wrap("job-fetch-bench", fetch), output, progress)
     for line in summary_lines(blocking, naive, throughput, flood):
         progress(line)
     if seconds > TIME_LIMIT_SECONDS:
