@@ -7,9 +7,11 @@
 #   3. a workload fails on one host (2 ranks x 2 cores, as a non-root login user) and its
 #      dump reaches S3: listing with sizes, the SSE of each object, the manifest;
 #   4. verify.yml: every host enabled;
-#   5. disable.yml, a second failure that produces no dump (none local, none in S3),
+#   5. "where is the dump of my failed job?": the fleet report's Jobs section names it and
+#      fetch_job.yml brings it to the controller, every file checked against its manifest;
+#   6. disable.yml, a second failure that produces no dump (none local, none in S3),
 #      verify.yml: every host disabled;
-#   6. enable.yml, verify.yml: enabled again.
+#   7. enable.yml, verify.yml: enabled again.
 # Any step that does not do what it printed fails the demo (exit 1). Containers and servers
 # are removed on success, failure and Ctrl-C. Ansible output goes to .bed/demo/logs/.
 set -euo pipefail
@@ -122,6 +124,7 @@ s3view() { python3 demo/s3view.py "$1" --bucket "$BUCKET" --prefix "$PREFIX" "${
 
 mkdir -p "$LOGS"
 rm -f "$LOGS"/*.log
+rm -rf "$OUT/jobs"
 
 step "1. Test bed: images, signed repositories, HTTP server and S3 (moto)"
 python3 tests/bed/bedctl.py build >"$LOGS/bed-build.log" 2>&1 || die "bed build (log: $LOGS/bed-build.log)"
@@ -179,7 +182,30 @@ step "4. verify.yml: the fleet is enabled"
 verify enabled verify-enabled
 ok "every host enabled, no drift"
 
-step "5. disable.yml, then a second failure that must produce no dump"
+step "5. Where is the dump of my failed job? The fleet report's Jobs section, then fetch_job.yml"
+job=$(python3 - "$OUT/verify-enabled/fleet-report.json" "$FAILING" <<'EOF'
+import json, sys
+jobs, host = json.load(open(sys.argv[1]))["jobs"], sys.argv[2]
+row = next((j for j in jobs if host in j["hosts"] and j["upload_complete"]), None)
+if row is None:
+    sys.exit("no complete job of %s in the Jobs section" % host)
+errors = ", ".join("%s (%s)" % (e["name"], e["code"]) for e in row["errors"])
+print("       Jobs row: %s on %s, %s, %d files, uploaded from %d of %d host(s)" % (
+    row["job"], ", ".join(row["hosts"]), errors, row["files"], row["uploaded_hosts"], row["host_count"]),
+    file=sys.stderr)
+print(row["job"])
+EOF
+) || die "verify.yml's fleet report does not name the failed job"
+playbook fetch-job neuron_ops.core_dump.fetch_job -e "neuron_core_dump_job=$job" \
+  -e "neuron_core_dump_fleet_report=$OUT/verify-enabled/fleet-report.json" \
+  -e "neuron_core_dump_fetch_dest=$OUT/jobs" -e "neuron_core_dump_s3_endpoint_url=$NCD_BED_S3" \
+  -e neuron_core_dump_s3_region=us-east-1 -e neuron_core_dump_s3_addressing_style=path >/dev/null
+fetched=$(find "$OUT/jobs/$job" -type f | wc -l)
+((fetched > 0)) || die "fetch_job.yml brought no file of $job"
+info "$OUT/jobs/$job: $fetched files, each checked (size, sha256) against its host's manifest"
+ok "the failed job's dump is on the controller, verified"
+
+step "6. disable.yml, then a second failure that must produce no dump"
 playbook disable neuron_ops.core_dump.disable
 ok "settings off on every host"
 before=$(local_dumps)
@@ -193,7 +219,7 @@ ok "no hook call, no local dump, nothing new in S3 after 10 s"
 verify disabled verify-disabled
 ok "verify.yml reports every host disabled"
 
-step "6. enable.yml: back on"
+step "7. enable.yml: back on"
 playbook enable neuron_ops.core_dump.enable
 verify enabled verify-reenabled
 ok "every host enabled again"
