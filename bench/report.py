@@ -255,7 +255,7 @@ def _throughput_section(result):
     return lines
 
 
-def _flood_section(result):
+def flood_section(result):
     drain = result["drain"]
     victims = [run["victim_seconds"] for run in result["runs"]]
     lines = [
@@ -351,7 +351,7 @@ def render(facts, meta, blocking, naive, throughput, flood):
     lines += _blocking_section(blocking)
     lines += _naive_section(naive)
     lines += _throughput_section(throughput)
-    lines += _flood_section(flood)
+    lines += flood_section(flood)
     return "\n".join(lines).rstrip() + "\n"
 
 

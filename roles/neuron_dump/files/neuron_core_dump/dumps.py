@@ -20,7 +20,7 @@ import os
 import stat
 import time
 
-from . import dumpmeta, fsutil, spool, state
+from . import fsutil, spool, state
 
 PENDING = "pending"
 UPLOADED = "uploaded"
@@ -268,6 +268,8 @@ def find(config, name_or_path):
 def name_matchers(config):
     """Regexes of the dump-dir names whose ``%d``/``%c`` parts give the job: the configured
     fallback pattern and the runtime's default name."""
+    from . import dumpmeta  # not at the top: ``status`` scans dumps without describing them (``re``)
+
     matchers = []
     for template in (config["hook"]["fallback_dump_dir"], RUNTIME_DEFAULT_NAME):
         matcher = dumpmeta.name_matcher(template)
@@ -282,6 +284,8 @@ def newest_first(found):
 
 def describe(dump, matchers, user_name=None):
     """as_dict() plus job, error, NEFF, ids, origin and upload state (see the module docstring)."""
+    from . import dumpmeta  # see name_matchers
+
     data = dump.as_dict()
     meta = dumpmeta.read(dump.path, dump.files, matchers)
     details = meta.as_dict()

@@ -19,6 +19,7 @@ limits are counted and listed, and leave the host healthy.
 """
 
 import os
+import sys
 import time
 
 from . import config as config_mod
@@ -177,14 +178,15 @@ def _uploader_health(config, config_error, saved, incoming_count, queue_count, p
 
 
 def _boto3_installed():
-    """Whether ``import boto3`` would find it (a path check: importlib.util costs more than status itself)."""
-    import sys
+    """Whether ``import boto3`` would find it: a path check (importlib.util costs more than status
+    itself), on sys.path plus the site-packages ``site.main()`` would add (``cli`` answers status
+    without running it)."""
+    paths = [entry for entry in sys.path if isinstance(entry, str)]
+    if sys.flags.no_site:
+        import site  # with -S importing site runs nothing; only its path list is wanted here
 
-    return any(
-        os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py"))
-        for entry in sys.path
-        if isinstance(entry, str)
-    )
+        paths.extend(site.getsitepackages())
+    return any(os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py")) for entry in paths)
 
 
 def _not_running_for(config, saved):
@@ -193,10 +195,8 @@ def _not_running_for(config, saved):
     now = time.time_ns()
     if isinstance(last, int):
         return (now - last) / 1e9
-    try:  # never ran: the incoming dir's mtime is when the newest entry arrived
-        return time.time() - os.stat(os.path.join(config["spool_dir"], spool.INCOMING)).st_mtime
-    except OSError:
-        return 0
+    arrived = spool.last_arrival(config["spool_dir"])  # never ran: since the newest entry arrived
+    return 0 if arrived is None else time.time() - arrived
 
 
 def human(status):
