@@ -87,6 +87,9 @@ def test_user_b_naming_user_a_prefix_changes_nothing_of_a(s3bed, moto):
     assert len(manifests) == 2
     ((key_b, manifest_b),) = [(k, m) for k, m in manifests.items() if k != manifest_a]
     assert manifest_b["owner"]["uid"] == USER_B and manifest_b["dump_dir"] == dump_b
+    # who produced what: the dir's owner (no passwd entry: the uid as text) and the host
+    assert manifest_b["owner"]["user"] == str(USER_B) and manifest_b["host"]["instance_id"] == INSTANCE_ID
+    assert manifest_b["entry_uid"] == USER_B and manifest_b["host"]["hostname"]
     assert manifest_a not in key_b and key_b.endswith("-manifest.json")
     assert {f["name"] for f in manifest_b["files"]} == set(os.listdir(dump_b))
     for item in manifest_b["files"]:

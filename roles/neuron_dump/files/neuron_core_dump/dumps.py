@@ -17,10 +17,11 @@ above plus what :mod:`dumpmeta` reads from the dump, the origin and the upload s
 """
 
 import os
+import pwd
 import stat
 import time
 
-from . import fsutil, spool, state
+from . import fastjson, fsutil, spool, state
 
 PENDING = "pending"
 UPLOADED = "uploaded"
@@ -179,8 +180,6 @@ def _read_states_readonly(state_dir):
         return []
     result = []
     try:
-        from . import fastjson
-
         for name in os.listdir(fd):
             if name.endswith(".json") and not name.startswith("."):
                 try:
@@ -339,8 +338,6 @@ _USERS = {}
 
 def _user_name(uid):
     if uid not in _USERS:
-        import pwd
-
         try:
             _USERS[uid] = pwd.getpwuid(uid).pw_name
         except (KeyError, OverflowError):

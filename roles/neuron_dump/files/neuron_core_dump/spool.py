@@ -21,6 +21,7 @@ Entries are untrusted input: size-capped, regular files only, no hard links.
 import errno
 import os
 import stat
+import time
 
 from . import fastjson, fsutil, hostinfo
 
@@ -55,8 +56,6 @@ def enqueue(spool_dir, entry, file_mode=0o600):
 
 
 def make_entry(dump_dir, s3_prefix, kind, record_name, flags_pid, instance_id=None):
-    import time
-
     return {
         "instance_id": instance_id,
         "schema": ENTRY_SCHEMA,
@@ -184,7 +183,7 @@ class Spool:
 
     def worker_lock(self):
         """The spawned worker's lock (an fd to close), or None when another worker holds it."""
-        import fcntl
+        import fcntl  # see worker_running
 
         fd = os.open(
             os.path.join(self.spool_dir, WORKER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
@@ -221,8 +220,6 @@ _QUIET = _Quiet()
 
 def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
-    import time
-
     claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
