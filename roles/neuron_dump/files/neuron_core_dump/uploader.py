@@ -359,9 +359,7 @@ class Uploader:
             with self.store.lock(group.dump_dir, self.config["uploader"]["lock_wait_seconds"]):
                 progress = DumpProgress(self.store, group.dump_dir)
                 progress.set_owner(group.uid, self.dump_instance_id(group.instance_id))
-                prefix = progress.data.get("primary_prefix")
-                if prefix is None:
-                    prefix = next((p for p in group.prefixes if p is not None), None)
+                prefix = progress.primary_prefix(group.prefixes)
                 target = None
                 if prefix is not None:
                     try:
@@ -369,24 +367,15 @@ class Uploader:
                     except PolicyRefused as exc:
                         progress.refused(str(exc))
                         raise
-                    progress.data["primary_prefix"] = prefix
-                    others = set(progress.data.get("also_requested_prefixes") or [])
-                    others.update(p for p in group.prefixes if p not in (None, prefix))
-                    progress.data["also_requested_prefixes"] = sorted(others)
+                    progress.fold_prefixes(prefix, group.prefixes)
                 if not progress.captured and self.config["capture"]["enabled"]:
                     self._capture(progress, dump_fd, dump_info)
                 if target is None:
                     progress.local_only()
                     return None
                 progress.use_prefix(prefix, *target)
-                upload = transfer.Target(
-                    target[0],
-                    target[1],
-                    group.uid,
-                    self.user_name(group.uid),
-                    progress.instance_id,
-                    group.dump_dir,
-                )
+                user = self.user_name(group.uid)
+                upload = transfer.Target(*target, group.uid, user, progress.instance_id, group.dump_dir)
                 outcome = self._upload_until_settled(dump_fd, dump_info, progress, upload, wait_for_all, pools)
                 if outcome.refusal:
                     progress.refused(outcome.refusal)
