@@ -115,10 +115,15 @@ class UploaderService:
 
 
 class StatusProbe:
-    def __init__(self, install, env):
+    """``status --json`` every STATUS_INTERVAL_SECONDS, each followed by the interpreter alone
+    (``-IS -c pass``, what every Python process pays before our first line) at the same moment."""
+
+    def __init__(self, install, env, python):
         self.install = install
         self.env = env
+        self.python = python
         self.samples = []  # (seconds, healthy)
+        self.baseline = []  # seconds of the bare interpreter
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -138,6 +143,7 @@ class StatusProbe:
             if code != 0:
                 raise BenchError("status exited %d: %s" % (code, tail(err)))
             self.samples.append((seconds, json.loads(out)["uploader"]["healthy"]))
+            self.baseline.append(run_bounded([self.python, "-IS", "-c", "pass"], 30, self.env)[3])
             self.stop.wait(max(0.0, STATUS_INTERVAL_SECONDS - (time.monotonic() - started)))
 
 
@@ -178,7 +184,7 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
     victim_dir = os.path.join(install.dumps, "dt-victim-cid-0")
     victim_prefix = "s3://%s/%s/victim" % (bucket, key_root)
     result = {"calls": calls, "nice": nice}
-    with UploaderService(install, env, nice) as service, StatusProbe(install, env) as status:
+    with UploaderService(install, env, nice) as service, StatusProbe(install, env, cli_python) as status:
         started = time.monotonic()
 
         def flood_call(number):
@@ -215,6 +221,7 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
         if service.failures:
             raise BenchError(service.failures[0])
         result["status_ms"] = [seconds * 1000 for seconds, _healthy in status.samples]
+        result["baseline_ms"] = [seconds * 1000 for seconds in status.baseline]
         result["status_unhealthy"] = sum(1 for _seconds, healthy in status.samples if not healthy)
         result["flood_uploaded"] = sum(1 for key in object_sizes(s3, bucket, key_root + "/") if "manifest" in key) - 1
         result["elapsed"] = time.monotonic() - started
@@ -309,6 +316,7 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
     drained = drain(tmp, hook_python, cli_python, moto, s3, bucket, home)
     status_ms = [value for run in runs for value in run["status_ms"]]
     idle_ms = [value for run in runs for value in run["idle_status_ms"]]
+    baseline_ms = [value for run in runs for value in run["baseline_ms"]]
     return {
         "two_users": two_users,
         "repeats": repeats,
@@ -318,6 +326,9 @@ def bench_flood(tmp, hook_python, cli_python, moto, s3, repeats, home, progress,
         "status_p99": percentile(status_ms, 0.99),
         "status_max": max(status_ms),
         "status_samples": len(status_ms),
+        "baseline_p50": percentile(baseline_ms, 0.5),
+        "baseline_p99": percentile(baseline_ms, 0.99),
+        "baseline_max": max(baseline_ms),
         "status_unhealthy": sum(run["status_unhealthy"] for run in runs),
         "idle_status_p50": percentile(idle_ms, 0.5),
         "idle_status_max": max(idle_ms),

@@ -49,7 +49,7 @@ from hook_bench import (
     write_naive_hook,
 )
 from job_fetch_bench import bench_job_fetch
-from report import machine_facts, render, summary_lines
+from report import flood_section, machine_facts, render, summary_lines
 from s3local import MotoServer
 from scratch import ScratchInstall
 from sections import DEFAULT_OUTPUT, keep_sections, wrap, write_section
@@ -73,6 +73,11 @@ def parse_args(argv):
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs, scratch installs) to debug")
     parser.add_argument("--fleet", action="store_true", help="also run bench/fleet_bench.py (containers; 30+ min)")
+    parser.add_argument(
+        "--only-flood",
+        action="store_true",
+        help="run benchmark 4 alone and print its section (default output '-'; paste it into docs/benchmarks.md)",
+    )
     return parser.parse_args(argv)
 
 
@@ -150,6 +155,20 @@ def run_all(tmp, sizes, flood_repeats, quick=False):
     return facts, blocking, naive, throughput, flood
 
 
+def run_flood_only(tmp, flood_repeats, quick=False):
+    """Benchmark 4 alone (about 90 s per repeat), moto up for it only."""
+    os.makedirs(os.path.join(tmp, "home"))
+    with contextlib.ExitStack() as stack:
+        moto = MotoServer(os.path.join(tmp, "moto.log"), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        stack.callback(moto.stop)
+        progress("starting moto_server on %s" % moto.url)
+        moto.start()
+        return bench_flood(
+            tmp, hook_interpreter(), sys.executable, moto, moto.client(), flood_repeats, os.path.join(tmp, "home"),
+            progress, quick,
+        )  # fmt: skip
+
+
 def write_output(text, output):
     if output == "-":
         sys.stdout.write(text)
@@ -164,6 +183,8 @@ def write_output(text, output):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.only_flood:
+        return main_flood_only(args, sys.argv[1:] if argv is None else argv)
     output = args.output or ("-" if args.quick else DEFAULT_OUTPUT)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
@@ -205,6 +226,39 @@ def main(argv=None):
         progress("note: the run took %.0f s, more than the %d s it should" % (seconds, TIME_LIMIT_SECONDS))
     if args.fleet:
         return fleet_main(["--output", output])
+    return 0
+
+
+def main_flood_only(args, argv):
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tmp = tempfile.mkdtemp(prefix="ncd-bench-")
+    started = time.monotonic()
+    try:
+        flood = run_flood_only(tmp, args.flood_repeats or (1 if args.quick else 5), args.quick)
+    except BenchError as exc:
+        progress("FAILED: %s" % exc)
+        return 1
+    except KeyboardInterrupt:
+        progress("interrupted")
+        return 130
+    finally:
+        if args.keep_temp:
+            progress("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    header = "<!-- %s, %s, %.0f s, load average at the end %.1f / %.1f / %.1f -->" % (
+        " ".join(["python3", "bench/run.py", *argv]),
+        date,
+        time.monotonic() - started,
+        *os.getloadavg(),
+    )
+    write_output("\n".join([header, *flood_section(flood)]).rstrip() + "\n", args.output or "-")
+    progress(
+        "flood: victim in S3 after %.2f s median (target <= 10 s); status p99 %.0f ms (target < 200 ms); "
+        "drain %.1f dumps/s vs aws %.1f (target >= 10)"
+        % (flood["victim_median"], flood["status_p99"], flood["drain"]["ours_rate"], flood["drain"]["aws_rate"])
+    )
     return 0
 
 

@@ -262,3 +262,34 @@ def test_hook_survives_closed_stdio_and_inherited_signal_state(bed):
     with open(os.path.join(dump, name)) as handle:
         record = json.load(handle)
     assert record["vendor"]["exit_code"] == 3  # the vendor's status was still collected
+
+
+# modules `status` must not import: it answers within 200 ms on a saturated host (docs/benchmarks.md
+# section 4), so it starts as little Python as it can: no boto3, no argparse, no `re` (and with it
+# enum), no site-packages .pth hooks
+STATUS_MUST_NOT_IMPORT = ("boto3", "botocore", "argparse", "re", "enum", "json", "_distutils_hack", "sitecustomize")
+
+
+def _imported_by(bed, *args):
+    with open(bed.cli) as handle:
+        shebang = handle.readline()[2:].split()
+    proc = subprocess.run(
+        [shebang[0], "-X", "importtime", *shebang[1:], bed.cli, *args], capture_output=True, text=True, check=True
+    )
+    json.loads(proc.stdout)
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_status_imports_only_what_it_needs(s3bed, deep):
+    bed = s3bed
+    count = 260 if deep else 3  # past status.EXACT_LIMIT it answers from the summary, below it walks
+    for index in range(count):
+        bed.enqueue(bed.make_dump("dt-%04d" % index, {"a": b"1"}), "s3://%s/p%d" % (bed.bucket, index))
+    modules = _imported_by(bed, "status", "--json")
+    assert "neuron_core_dump.status" in modules
+    assert not modules & set(STATUS_MUST_NOT_IMPORT), sorted(modules & set(STATUS_MUST_NOT_IMPORT))
+    assert not [m for m in modules if m.startswith(("neuron_core_dump.uploader", "neuron_core_dump.s3"))]
+    # the answer still says whether boto3 is importable, without importing it
+    status = json.loads(bed.run_cli("status", "--json", check=True).stdout)
+    assert "boto3" not in status["uploader"]["detail"]

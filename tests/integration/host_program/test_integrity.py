@@ -87,6 +87,9 @@ def test_user_b_naming_user_a_prefix_changes_nothing_of_a(s3bed, moto):
     assert len(manifests) == 2
     ((key_b, manifest_b),) = [(k, m) for k, m in manifests.items() if k != manifest_a]
     assert manifest_b["owner"]["uid"] == USER_B and manifest_b["dump_dir"] == dump_b
+    # who produced what: the dir's owner (no passwd entry: the uid as text) and the host
+    assert manifest_b["owner"]["user"] == str(USER_B) and manifest_b["host"]["instance_id"] == INSTANCE_ID
+    assert manifest_b["entry_uid"] == USER_B and manifest_b["host"]["hostname"]
     assert manifest_a not in key_b and key_b.endswith("-manifest.json")
     assert {f["name"] for f in manifest_b["files"]} == set(os.listdir(dump_b))
     for item in manifest_b["files"]:
@@ -372,6 +375,34 @@ def test_per_uid_pending_limit_holds_the_rest_and_resumes(s3bed, moto):
     assert status["uploader"]["healthy"] is True and status["held_dumps"] == 3
     assert _upload(bed, "--wait")["dumps_done"] == 3  # --wait goes on while the limit lets more through
     assert bed.queue_entries() == []
+
+
+def test_byte_quota_holds_only_that_uid_and_its_dumps_resume(s3bed, moto):
+    """max_bytes_per_uid_per_hour: past it a uid's dumps stay local and queued (counted, host healthy),
+    other uids go on, and they go once the quota allows (here: raised; in service: the hour passes)."""
+    bed = s3bed
+    bed.write_config({"uploader": {"max_bytes_per_uid_per_hour": 1000}})
+    first = bed.make_dump("dt-q-first", {"f": os.urandom(1500)})
+    _own(first, NOBODY)
+    bed.enqueue(first, "s3://%s/q/first" % bed.bucket, uid=NOBODY)
+    assert _upload(bed)["dumps_done"] == 1  # under the quota when the pass began
+    later = bed.make_dump("dt-q-later", {"f": os.urandom(500)})
+    _own(later, NOBODY)
+    other = bed.make_dump("dt-q-other", {"f": os.urandom(500)})
+    _own(other, USER_B)
+    bed.enqueue(later, "s3://%s/q/later" % bed.bucket, uid=NOBODY)
+    bed.enqueue(other, "s3://%s/q/other" % bed.bucket, uid=USER_B)
+    held = _upload(bed)
+    assert held["dumps_done"] == 1 and held["dumps_held"] == 1 and held["errors"] == []
+    objects = _objects(moto, bed.bucket)
+    assert any(k.startswith("q/other/") for k in objects) and not any(k.startswith("q/later/") for k in objects)
+    assert [q["entry"]["dump_dir"] for q in bed.queue_entries()] == [later]  # kept, not dropped
+    status = json.loads(bed.run_cli("status", "--json", check=True).stdout)
+    assert status["uploader"]["healthy"] is True and status["held_dumps"] == 1
+    assert "held by the per-uid limits" in status["uploader"]["detail"]
+    bed.write_config({"uploader": {"max_bytes_per_uid_per_hour": 10**9}})
+    assert _upload(bed)["dumps_done"] == 1 and bed.queue_entries() == []
+    assert any(k.startswith("q/later/") for k in _objects(moto, bed.bucket))
 
 
 def test_hard_cap_never_evicts_another_users_pending_dump_for_a_flood(s3bed, moto):

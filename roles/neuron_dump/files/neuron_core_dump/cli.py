@@ -131,20 +131,21 @@ def _status_args(argv, default_config):
 
 
 def main(argv=None, default_config=config_mod.DEFAULT_PATH):
-    _enable_system_site_packages()
     argv = sys.argv[1:] if argv is None else argv
+    args = _status_args(argv, default_config)
+    if args is not None:
+        # before the site-packages: status needs no boto3, and processing their .pth files
+        # (setuptools' _distutils_hack, ...) is a good part of its start-up on a busy host
+        return _cmd_status(args)
+    _enable_system_site_packages()
     if argv[:1] == ["oci-hook"]:  # run by the OCI runtime (CDI spec): no config, always exit 0
         from . import oci_hook
 
         return oci_hook.main(argv[1:])
-    args = _status_args(argv, default_config) or _parser(default_config).parse_args(argv)
+    args = _parser(default_config).parse_args(argv)
+    if args.command == "status":  # what the hand parser left to argparse (abbreviated options)
+        return _cmd_status(args)
     interactive = not args.json and os.environ.get("INVOCATION_ID") is None and not getattr(args, "worker", False)
-    if args.command == "status":
-        from . import status
-
-        result = status.collect(args.config)
-        _emit(args, result, status.human(result))
-        return EXIT_OK
     config = _load_config(args)
     if config is None:
         return EXIT_USAGE
@@ -169,6 +170,14 @@ def main(argv=None, default_config=config_mod.DEFAULT_PATH):
         sys.stderr.write(message + "\n")
         log.error(message)
         return EXIT_FAILED
+
+
+def _cmd_status(args):
+    from . import status
+
+    result = status.collect(args.config)
+    _emit(args, result, status.human(result))
+    return EXIT_OK
 
 
 def _age(mtime):

@@ -17,10 +17,11 @@ above plus what :mod:`dumpmeta` reads from the dump, the origin and the upload s
 """
 
 import os
+import pwd
 import stat
 import time
 
-from . import dumpmeta, fsutil, spool, state
+from . import fastjson, fsutil, spool, state
 
 PENDING = "pending"
 UPLOADED = "uploaded"
@@ -179,8 +180,6 @@ def _read_states_readonly(state_dir):
         return []
     result = []
     try:
-        from . import fastjson
-
         for name in os.listdir(fd):
             if name.endswith(".json") and not name.startswith("."):
                 try:
@@ -268,6 +267,8 @@ def find(config, name_or_path):
 def name_matchers(config):
     """Regexes of the dump-dir names whose ``%d``/``%c`` parts give the job: the configured
     fallback pattern and the runtime's default name."""
+    from . import dumpmeta  # not at the top: ``status`` scans dumps without describing them (``re``)
+
     matchers = []
     for template in (config["hook"]["fallback_dump_dir"], RUNTIME_DEFAULT_NAME):
         matcher = dumpmeta.name_matcher(template)
@@ -282,6 +283,8 @@ def newest_first(found):
 
 def describe(dump, matchers, user_name=None):
     """as_dict() plus job, error, NEFF, ids, origin and upload state (see the module docstring)."""
+    from . import dumpmeta  # see name_matchers
+
     data = dump.as_dict()
     meta = dumpmeta.read(dump.path, dump.files, matchers)
     details = meta.as_dict()
@@ -335,8 +338,6 @@ _USERS = {}
 
 def _user_name(uid):
     if uid not in _USERS:
-        import pwd
-
         try:
             _USERS[uid] = pwd.getpwuid(uid).pw_name
         except (KeyError, OverflowError):

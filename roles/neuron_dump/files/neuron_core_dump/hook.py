@@ -502,7 +502,7 @@ def _trigger(config, config_path, problems):
     try:
         if trigger.mode_for(config) != "spawn":
             return
-        if trigger.worker_running(config["spool_dir"]):
+        if spool.worker_running(config["spool_dir"]):
             return
         trigger.spawn_worker(config["uploader"]["cli_path"], config_path)
     except Exception as exc:  # the entry is queued; the timer will pick it up

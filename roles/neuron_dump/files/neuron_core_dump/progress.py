@@ -32,6 +32,20 @@ class DumpProgress:
     def dump_dir(self):
         return self.data["dump_dir"]
 
+    def primary_prefix(self, requested):
+        """The one S3 prefix this dump dir goes to: the first it was ever enqueued with (kept), else
+        the first of ``requested`` (None: no prefix, the dump stays local)."""
+        kept = self.data.get("primary_prefix")
+        return kept if kept is not None else next((p for p in requested if p is not None), None)
+
+    def fold_prefixes(self, prefix, requested):
+        """Make ``prefix`` the dump's primary prefix; the other ``requested`` ones are only listed
+        (``also_requested_prefixes`` in the manifest): nothing is uploaded twice under other jobs."""
+        self.data["primary_prefix"] = prefix
+        others = set(self.data.get("also_requested_prefixes") or [])
+        others.update(p for p in requested if p not in (None, prefix))
+        self.data["also_requested_prefixes"] = sorted(others)
+
     def set_owner(self, uid, instance_id):
         self.data["uid"] = uid
         if not self.data.get("instance_id"):

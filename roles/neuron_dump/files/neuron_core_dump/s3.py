@@ -26,11 +26,17 @@ SHA-256, or re-sent) instead of starting over or leaking an incomplete upload.
 
 import base64
 import hashlib
+import os
 import threading
+
+from . import keys
+from .config import split_s3_url
 
 READ_CHUNK = 4 * 1024 * 1024
 # answers that mean "this dump can never be uploaded there" rather than "the uploader is broken"
 REFUSAL_CODES = frozenset(["NoSuchBucket", "InvalidBucketName", "PermanentRedirect", "AuthorizationHeaderMalformed"])
+NOT_FOUND_CODES = frozenset(["404", "NoSuchKey", "NotFound"])
+NO_UPLOAD_CODES = frozenset(["NoSuchUpload", "404"])
 METADATA_PREFIX = "ncd-"
 
 
@@ -40,8 +46,6 @@ class S3Error(Exception):
 
 def parse_url(url):
     """``s3://bucket/some/prefix`` -> (bucket, normalised key prefix); see :func:`config.split_s3_url`."""
-    from .config import split_s3_url
-
     return split_s3_url(url)
 
 
@@ -140,15 +144,13 @@ class Client:
 
     def head(self, bucket, key):
         """HEAD an object; None when it does not exist."""
-        from botocore.exceptions import ClientError
-
         params = {"Bucket": bucket, "Key": key}
         if self.supports("HeadObject", "ChecksumMode"):
             params["ChecksumMode"] = "ENABLED"
         try:
             return self.call("head_object", **params)
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        except Exception as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise
 
@@ -158,12 +160,10 @@ class Client:
 
     def get_bytes(self, bucket, key, limit):
         """The object's bytes (at most ``limit``) and its ETag; None when it does not exist."""
-        from botocore.exceptions import ClientError
-
         try:
             answer = self.call("get_object", Bucket=bucket, Key=key, Range="bytes=0-%d" % (limit - 1))
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        except Exception as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise
         return answer["Body"].read(), answer.get("ETag")
@@ -209,8 +209,6 @@ class Client:
 
     def list_parts(self, bucket, key, upload_id):
         """{part number: part dict} of an upload; None when the upload no longer exists."""
-        from botocore.exceptions import ClientError
-
         parts = {}
         marker = 0
         while True:
@@ -218,8 +216,8 @@ class Client:
                 answer = self.call(
                     "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
                 )
-            except ClientError as exc:
-                if error_code(exc) in ("NoSuchUpload", "404"):
+            except Exception as exc:
+                if error_code(exc) in NO_UPLOAD_CODES:
                     return None
                 raise
             for part in answer.get("Parts", []):
@@ -241,17 +239,19 @@ class Client:
         return self.call("complete_multipart_upload", headers=headers, **params)
 
     def abort_multipart(self, bucket, key, upload_id):
-        import contextlib
-
-        from botocore.exceptions import BotoCoreError, ClientError
-
         # best effort: a bucket lifecycle rule should clean up stray uploads anyway
-        with contextlib.suppress(ClientError, BotoCoreError):
+        try:
             self.call("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception as exc:
+            if not is_remote_failure(exc):
+                raise
 
 
 def error_code(exc):
-    """S3's error code of a ClientError ("NoSuchBucket", "412", ...), else None."""
+    """S3's error code of a ClientError ("NoSuchBucket", "412", ...), else None (any other exception).
+
+    Read from the error's ``response``, so callers need not import botocore to classify errors.
+    """
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return None
@@ -273,17 +273,13 @@ def is_refusal(exc):
 
 
 def is_remote_failure(exc):
-    """An S3/botocore failure (as opposed to a local file problem)."""
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        return False
-    return isinstance(exc, (BotoCoreError, ClientError, S3Error))
+    """An S3/botocore failure (as opposed to a local file problem): any of botocore's exceptions
+    (``ClientError``, ``BotoCoreError`` and their subclasses) or our S3Error."""
+    return isinstance(exc, S3Error) or type(exc).__module__.partition(".")[0] == "botocore"
 
 
 def owner_metadata(uid, user, host, dump_dir, sha256_hex=None):
     """``x-amz-meta-ncd-*`` values (ASCII only, as S3 requires)."""
-    from . import keys
 
     def ascii_text(value):
         return keys.display(value).encode("ascii", "backslashreplace").decode("ascii")[:512]
@@ -314,19 +310,20 @@ def describe_owner(head):
 
 
 def describe_error(exc):
-    """A short, single-line description of an S3/botocore error."""
+    """A short, single-line description of an S3/botocore error (never raises)."""
     try:
-        from botocore.exceptions import ClientError
-
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            error = response["Error"]
             return "%s: %s" % (error.get("Code", "?"), error.get("Message", "") or str(exc))
-    except ImportError:
-        pass
-    return str(exc) or exc.__class__.__name__
+        return str(exc) or exc.__class__.__name__
+    except Exception:  # a broken exception's __str__: describing an error must not raise another
+        return repr(exc)
 
 
 def make_boto_client(s3_config, connections=None):
+    # not at the top: boto3 takes ~0.3 s to import and is absent where the OS has no python3-boto3;
+    # an uploader run that finds nothing to upload (or only local dumps) never needs it
     import boto3
     from botocore.config import Config
 
@@ -355,8 +352,6 @@ def make_boto_client(s3_config, connections=None):
 
 def sha256_of_fd(fd, size):
     """SHA-256 of the first ``size`` bytes of ``fd`` (read with pread: the offset is untouched)."""
-    import os
-
     digest = hashlib.sha256()
     offset = 0
     while offset < size:

@@ -14,6 +14,7 @@ Checks, each reported as pass/fail:
 The scratch dir, its spool entries and the temporary runtime file are removed afterwards.
 """
 
+import hashlib
 import os
 import shutil
 import stat
@@ -22,7 +23,7 @@ import tempfile
 import time
 
 from . import config as config_mod
-from . import fastjson, fsutil, hostinfo, spool
+from . import fastjson, fsutil, hostinfo, s3, spool
 
 DEFAULT_HOOK = "/opt/aws/neuron/bin/neuron-dump"
 MARKER = "NEURON_CORE_DUMP_HOOK_VERSION"
@@ -192,15 +193,11 @@ def _check_s3(report, config, prefix):
         report.add("s3 probe", False, "no S3 prefix: set s3.selftest_prefix or pass --s3-prefix")
         return
     try:
-        from . import s3
-
         bucket, key_prefix = s3.parse_url(prefix)
         client = s3.Client(config["s3"])
         instance_id, _unused = hostinfo.instance_id(config["hook"]["instance_id_file"], None, config["state_dir"])
         key = s3.join_key(key_prefix, "%s-selftest-%s.txt" % (instance_id, fsutil.unique_suffix()))
         body = ("neuron-core-dump self-test probe from %s\n" % hostinfo.hostname()).encode()
-        import hashlib
-
         client.put_bytes(bucket, key, body, hashlib.sha256(body).digest())
         try:
             head = client.head(bucket, key)
@@ -215,6 +212,4 @@ def _check_s3(report, config, prefix):
         finally:
             client.call("delete_object", Bucket=bucket, Key=key)
     except Exception as exc:  # any failure is the test's answer, reported rather than raised
-        from . import s3 as s3_mod
-
-        report.add("s3 probe", False, s3_mod.describe_error(exc))
+        report.add("s3 probe", False, s3.describe_error(exc))

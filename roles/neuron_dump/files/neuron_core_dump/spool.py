@@ -6,6 +6,9 @@ Layout below ``spool_dir``:
     The hook writes ``.ncd-tmp-*`` and renames it to ``<unique>-<pid>.json``: an
     entry is either absent or complete. Users can create entries but not list or
     touch other users' entries (sticky, no read bit).
+``worker.lock`` (root, 0644)
+    Held (``flock``) by a worker a hook spawned; hooks probe it (:func:`worker_running`)
+    so a running worker is not started twice.
 ``queue/`` (root, 0700)
     The uploader claims an entry by renaming it here (atomic, so two uploaders
     never both claim it), takes the owner uid from ``fstat`` (never from the
@@ -18,6 +21,7 @@ Entries are untrusted input: size-capped, regular files only, no hard links.
 import errno
 import os
 import stat
+import time
 
 from . import fastjson, fsutil, hostinfo
 
@@ -28,6 +32,7 @@ MAX_ENTRY_BYTES = 64 * 1024
 MAX_PATH_CHARS = 4096
 MAX_PREFIX_CHARS = 1024
 CLAIM_PREFIX = ".claim-"
+WORKER_LOCK = "worker.lock"  # held (flock) by the uploader a hook spawned
 
 
 def _check_shared_dir(fd, what):
@@ -51,8 +56,6 @@ def enqueue(spool_dir, entry, file_mode=0o600):
 
 
 def make_entry(dump_dir, s3_prefix, kind, record_name, flags_pid, instance_id=None):
-    import time
-
     return {
         "instance_id": instance_id,
         "schema": ENTRY_SCHEMA,
@@ -180,10 +183,10 @@ class Spool:
 
     def worker_lock(self):
         """The spawned worker's lock (an fd to close), or None when another worker holds it."""
-        import fcntl
+        import fcntl  # see worker_running
 
         fd = os.open(
-            os.path.join(self.spool_dir, "worker.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            os.path.join(self.spool_dir, WORKER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
         )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -217,8 +220,6 @@ _QUIET = _Quiet()
 
 def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
-    import time
-
     claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
@@ -330,6 +331,31 @@ def incoming_dump_dirs(spool_dir, limit):
         return set()
     finally:
         os.close(fd)
+
+
+def worker_running(spool_dir):
+    """Hook side: True when a worker holds the worker lock (then it will also see our entry)."""
+    import fcntl  # not at the top: the hook imports this module and needs fcntl only here
+
+    try:
+        fd = os.open(os.path.join(spool_dir, WORKER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
+def last_arrival(spool_dir):
+    """Epoch seconds when the newest incoming entry arrived (the dir's mtime), or None."""
+    try:
+        return os.stat(os.path.join(spool_dir, INCOMING)).st_mtime
+    except OSError:
+        return None
 
 
 def remove_entries_below(spool_dir, path):

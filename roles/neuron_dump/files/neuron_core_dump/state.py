@@ -208,7 +208,7 @@ class _FileLock:
         self.fd = None
 
     def __enter__(self):
-        import fcntl
+        import fcntl  # not at the top: ``status`` reads state and never locks (an extension module)
 
         fd = os.open(self.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
         deadline = time.monotonic() + self.wait_seconds

@@ -19,10 +19,11 @@ limits are counted and listed, and leave the host healthy.
 """
 
 import os
+import sys
 import time
 
+from . import adopt, fsutil, keys, spool, state
 from . import config as config_mod
-from . import fsutil, keys, spool, state
 
 # below this many spool entries (and dumps) status reads them itself for exact numbers;
 # above, it answers from the summary the uploader keeps in status.json (cheap at any depth)
@@ -79,10 +80,62 @@ def collect(config_path):
     )
 
 
+# --- the summary, written by the uploader after every pass ----------------------------------------
+
+REFUSED_HISTORY = 20
+
+
+def record_pass(store, result, entries, logger):
+    """Write the uploader's summary of one pass (``result``: uploader.RunResult; ``entries``: the queue
+    after it) into ``status.json``: what :func:`collect` answers from on a deep spool."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    by_uid = {}
+    dirs = set()
+    failing = 0
+    for queued in entries.values():
+        dirs.add(queued["entry"]["dump_dir"])
+        uid = str(queued.get("uid", -1))
+        by_uid[uid] = by_uid.get(uid, 0) + 1
+        failing += 1 if queued.get("last_error") else 0
+
+    def change(summary):
+        summary["last_run"] = now
+        summary["last_run_ns"] = time.time_ns()
+        if result.errors:
+            summary["last_error"] = keys.display(result.errors[-1][:2000])
+            summary["last_error_at"] = now
+        elif result.groups_done and not result.groups_deferred:
+            summary["last_error"] = None  # everything queued went through: the old error is resolved
+        if result.uploaded or result.successes:
+            summary["last_success"] = now
+        if result.successes:
+            summary["broken"] = None
+        elif result.remote_failures:
+            summary["broken"] = "every upload is failing on S3: %s" % keys.display(
+                sorted(result.remote_failures.items())[0][1][:500]
+            )
+            summary["broken_since"] = summary.get("broken_since") or now
+        if not entries:
+            summary["broken"] = None  # nothing waits (uploaded, refused or deleted): nothing is failing
+        if not summary.get("broken"):
+            summary["broken_since"] = None
+        summary["queue"] = {"entries": len(entries), "dumps": len(dirs), "by_uid": by_uid, "failing": failing}
+        summary["held"] = result.held
+        refused = summary.get("refused") or {"total": 0, "recent": []}
+        refused["total"] = int(refused.get("total") or 0) + result.refused
+        recent = (refused.get("recent") or []) + [dict(r, at=now) for r in result.refusals]
+        refused["recent"] = recent[-REFUSED_HISTORY:]
+        summary["refused"] = refused
+        summary["last_result"] = result.as_dict()
+
+    try:
+        store.update_status(change)
+    except Exception as exc:  # status is informational; the upload itself is done
+        logger.warning("cannot update status: %s" % exc)
+
+
 def _containers(config):
     """Adoption of container dumps (adopt.py): the last run's counts, or None when off."""
-    from . import adopt
-
     if not adopt.enabled(config):
         return None
     return dict(adopt.read_status(config["state_dir"]), area=config["containers"]["area"])
@@ -122,7 +175,7 @@ def _storage(config, saved):
             "roots": roots,
             "measured_at": snapshot.get("at"),
         }
-    from . import dumps as dumps_mod  # only for a walk of few dumps
+    from . import dumps as dumps_mod  # not at the top: only for a walk of few dumps (not on a deep spool)
 
     all_dumps, roots = dumps_mod.scan(config, with_state=False)
     free_values = [r["free_bytes"] for r in roots if r["free_bytes"] is not None]
@@ -177,14 +230,15 @@ def _uploader_health(config, config_error, saved, incoming_count, queue_count, p
 
 
 def _boto3_installed():
-    """Whether ``import boto3`` would find it (a path check: importlib.util costs more than status itself)."""
-    import sys
+    """Whether ``import boto3`` would find it: a path check (importlib.util costs more than status
+    itself), on sys.path plus the site-packages ``site.main()`` would add (``cli`` answers status
+    without running it)."""
+    paths = [entry for entry in sys.path if isinstance(entry, str)]
+    if sys.flags.no_site:
+        import site  # with -S importing site runs nothing; only its path list is wanted here
 
-    return any(
-        os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py"))
-        for entry in sys.path
-        if isinstance(entry, str)
-    )
+        paths.extend(site.getsitepackages())
+    return any(os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py")) for entry in paths)
 
 
 def _not_running_for(config, saved):
@@ -193,10 +247,8 @@ def _not_running_for(config, saved):
     now = time.time_ns()
     if isinstance(last, int):
         return (now - last) / 1e9
-    try:  # never ran: the incoming dir's mtime is when the newest entry arrived
-        return time.time() - os.stat(os.path.join(config["spool_dir"], spool.INCOMING)).st_mtime
-    except OSError:
-        return 0
+    arrived = spool.last_arrival(config["spool_dir"])  # never ran: since the newest entry arrived
+    return 0 if arrived is None else time.time() - arrived
 
 
 def human(status):

@@ -21,8 +21,10 @@ that must not be sent, or the S3/OS error of a failed attempt). What it guarante
 
 import hashlib
 import os
+import stat
+import time
 
-from . import fsutil, keys, s3
+from . import fsutil, keys, manifest, s3
 
 SENT = "sent"  # uploaded now
 EXISTS = "exists"  # the key already held exactly these bytes
@@ -59,6 +61,58 @@ class FileResult:
         if self.collision:
             entry["collision"] = self.collision
         return entry
+
+
+class Selection:
+    """The files of a dump dir to send now (see :func:`select`)."""
+
+    def __init__(self):
+        self.todo = []
+        self.unchanged = 0  # uploaded before, unchanged since
+        self.deferred = []  # still being written (younger than the settle time)
+
+
+def select(dump_fd, progress, settle_ns, logger):
+    """Which files of the dump dir (open as ``dump_fd``) to send now; the rest is recorded.
+
+    Skipped for good (recorded in the manifest with the reason): manifests (only the
+    uploader writes them), symlinks (never followed), anything not a regular file.
+    Deferred: files modified less than ``settle_ns`` ago, unless the uploader wrote them
+    itself (extra capture: never waited on). Dot files are temp files of writers.
+    """
+    selection = Selection()
+    now_ns = time.time_ns()
+    own = progress.own_files()
+    progress.prefix["skipped"] = {}
+    for name in sorted(os.listdir(dump_fd)):
+        if name.startswith("."):
+            continue  # temp files of writers in progress
+        try:
+            info = os.lstat(name, dir_fd=dump_fd)
+        except FileNotFoundError:
+            continue
+        if name.endswith(manifest.SUFFIX):
+            progress.file_skipped(name, "reserved name: only the uploader writes manifests", info.st_uid)
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            link = stat.S_ISLNK(info.st_mode)
+            progress.file_skipped(name, "symlink: not followed" if link else "not a regular file", info.st_uid)
+            if link:
+                where = "%s/%s" % (keys.display(progress.dump_dir), keys.display(name))
+                logger.warning("%s is a symlink: not followed, not uploaded" % where)
+            continue
+        known = progress.known(name)
+        if known and (known.get("size"), known.get("mtime_ns"), known.get("ino")) == (
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ino,
+        ):
+            selection.unchanged += 1
+        elif name not in own and now_ns - info.st_mtime_ns < settle_ns:
+            selection.deferred.append(name)
+        else:
+            selection.todo.append(name)
+    return selection
 
 
 def identity(info):

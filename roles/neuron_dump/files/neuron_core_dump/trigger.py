@@ -5,15 +5,14 @@ On systemd hosts a path unit watches ``incoming/``: nothing to do here. Elsewher
 and setsid so the worker is not the runtime's child, stdio on /dev/null and every
 inherited descriptor closed so it holds none of the workload's pipes, and a small
 clean environment (only PATH, locale and AWS_* so container credentials still work).
-A worker that is already running is detected with a shared lock probe and not
-started twice.
+A worker that is already running is detected with a shared lock probe
+(:func:`spool.worker_running`) and not started twice.
 """
 
 import os
 
 from . import fsutil
 
-WORKER_LOCK = "worker.lock"
 _SYSTEMD_MARKER = "/run/systemd/system"
 
 
@@ -22,23 +21,6 @@ def mode_for(config):
     if mode == "auto":
         mode = "systemd" if os.path.isdir(_SYSTEMD_MARKER) else "spawn"
     return mode
-
-
-def worker_running(spool_dir):
-    """True when a worker holds the worker lock (then it will also see our entry)."""
-    import fcntl
-
-    try:
-        fd = os.open(os.path.join(spool_dir, WORKER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we may have taken
-    return False
 
 
 def worker_env(environ):

@@ -3,29 +3,26 @@
 One pass:
 
 1. claim every complete entry in ``incoming/`` into ``queue/`` (see :mod:`spool`);
-2. group queued entries by (dump dir, owner uid): 64 ranks x 3 calls into one
-   directory become one upload. A dump dir goes to ONE S3 prefix: the first one
-   it was enqueued with (kept in its state); calls naming another prefix for the
-   same dir (e.g. ``%p`` only in the prefix) are folded into it and listed in the
-   manifest as ``also_requested_prefixes``: nothing is lost and no file is
-   uploaded twice under different jobs;
-3. schedule fairly: per uid oldest first, at most ``max_pending_dumps_per_uid`` dumps
-   of a uid per pass and none of a uid past ``max_bytes_per_uid_per_hour`` (the rest
-   is *held*: left queued, counted, resumed by a later pass), interleaved round-robin
-   across uids, worked on by ``max_parallel_dumps`` threads; entries that arrive
-   during the pass are claimed whenever a dump finishes, and a uid with nothing
-   waiting goes first, so a flood's pass never delays another user's dump;
-4. per dump dir, under an exclusive ``flock``: check the policy (allowed buckets,
-   key prefixes, uids, groups), open the dir without following symlinks (only below
-   a dump root, owner must match), run the extra capture once (rate-limited per
-   host; its output is root's and never waited on), send every file through
-   :mod:`transfer` (conditional: nothing another dump wrote is overwritten);
-5. write the manifest last, as the completion marker;
-6. drop the finished entries; failed ones stay queued with the error recorded;
-   update ``status.json``, the cheap summary ``status`` answers from.
+2. group queued entries by (dump dir, owner uid) and order them fairly (:mod:`schedule`:
+   round-robin across uids, per-uid limits; the rest is held for a later pass), worked
+   on by ``max_parallel_dumps`` threads; entries that arrive during the pass are claimed
+   whenever a dump finishes, and a uid with nothing waiting goes first. A dump dir goes
+   to ONE S3 prefix: the first one it was enqueued with (kept in its state); calls naming
+   another prefix for the same dir (e.g. ``%p`` only in the prefix) are folded into it
+   and listed in the manifest as ``also_requested_prefixes``: nothing is lost and no file
+   is uploaded twice under different jobs;
+3. per dump dir, under an exclusive ``flock``: check the policy (:mod:`policy`: allowed
+   buckets, key prefixes, uids, groups; the dir opened without following symlinks, only
+   below a dump root, owner must match), run the extra capture once (rate-limited per
+   host; its output is root's and never waited on), send every file :mod:`transfer`
+   selects (conditional: nothing another dump wrote is overwritten), the state saved by
+   the dump's :class:`progress.DumpProgress`;
+4. write the manifest last, as the completion marker (:mod:`manifest`);
+5. drop the finished entries; failed ones stay queued with the error recorded;
+   update the cheap summary ``status`` answers from (:func:`status.record_pass`).
 
-Manifests: see :mod:`manifest`. Files named ``*-manifest.json`` in a dump dir are
-never uploaded (recorded as skipped): only the uploader writes manifests.
+Files named ``*-manifest.json`` in a dump dir are never uploaded (recorded as skipped):
+only the uploader writes manifests.
 
 Refusals are not failures: a dump whose bucket or prefix is not allowed, whose uid
 is not allowed, or whose bucket does not exist stays local, its entries are dropped,
@@ -38,26 +35,16 @@ within that long after an outage ends.
 """
 
 import collections
-import grp
 import os
 import pwd
-import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import adopt, capture, fsutil, hostinfo, keys, log, manifest, notify, s3, spool, state, transfer
+from . import adopt, capture, hostinfo, imds, keys, log, manifest, notify, s3, schedule, spool, state, status, transfer
+from .policy import PolicyRefused, Refused, check_uid, open_dump
+from .policy import target as allowed_target
 from .progress import DumpProgress
-
-REFUSED_HISTORY = 20
-
-
-class Refused(Exception):
-    """An entry that can never be uploaded (a security refusal: outside roots, foreign owner)."""
-
-
-class PolicyRefused(Refused):
-    """Refused by configuration or by S3 (bucket/prefix/uid not allowed, bucket missing): kept local."""
 
 
 class RunResult:
@@ -93,36 +80,29 @@ class RunResult:
         }
 
 
-class _Group:
-    """The queue entries of one dump dir and owner."""
-
-    def __init__(self, dump_dir, uid):
-        self.dump_dir = dump_dir
-        self.uid = uid
-        self.names = []
-        self.prefixes = []  # distinct, in claim order
-        self.first_ns = None
-        self.instance_id = None
-
-    def add(self, name, queued):
-        entry = queued["entry"]
-        self.names.append(name)
-        if entry.get("s3_prefix") not in self.prefixes:
-            self.prefixes.append(entry.get("s3_prefix"))
-        claimed = int(queued.get("claimed_ns") or 0)
-        self.first_ns = claimed if self.first_ns is None else min(self.first_ns, claimed)
-        self.instance_id = self.instance_id or entry.get("instance_id")
-
-
 class _Outcome:
+    """What happened to one dump dir in this pass."""
+
     def __init__(self):
         self.uploaded = 0
         self.skipped = 0
         self.bytes = 0
         self.deferred = []
-        self.failed = {}  # file name -> error text
+        self.failed = {}  # file name (or "(dump)", "(manifest)") -> error text
         self.remote = None  # error text when S3 itself failed
         self.refusal = None  # S3 says the destination can never work
+
+    def fail(self, what, exc, bucket):
+        """Record a failure; True when S3 itself failed (refused or unreachable), not a local file."""
+        text = s3.describe_error(exc)
+        self.failed[what] = text
+        if s3.is_refusal(exc):
+            self.refusal = self.refusal or "S3 refused %s: %s" % (bucket, text)
+            return True
+        if s3.is_remote_failure(exc):
+            self.remote = self.remote or text
+            return True
+        return False
 
 
 class Uploader:
@@ -158,8 +138,6 @@ class Uploader:
             hook = self.config["hook"]
             found, source = hostinfo.instance_id(hook["instance_id_file"], None, self.config["state_dir"])
             if source == "hostname" and self.config["uploader"]["imds_enabled"]:
-                from . import imds
-
                 try:
                     answer = imds.fetch_instance_id(self.config["uploader"]["imds_timeout_seconds"])
                     if answer:
@@ -231,7 +209,11 @@ class Uploader:
             self._carried = False
             self._one_pass(queue, this_pass, wait_for_all)
             _merge(result, this_pass)
-            self._record_status(this_pass, queue)
+            try:
+                left = queue.entries(self.logger)
+            except OSError:
+                left = {}
+            status.record_pass(self.store, this_pass, left, self.logger)
             if not wait_for_all:
                 return
             if self._carried:
@@ -251,7 +233,7 @@ class Uploader:
                 except Exception as exc:  # still down: wait longer
                     if not s3.is_remote_failure(exc) or s3.is_refusal(exc):
                         break  # S3 answers (even "no such bucket"): the next pass sorts it out
-                    self.logger.info("S3 still unreachable (%s); next try in %.0f s" % (_describe(exc), delay))
+                    self.logger.info("S3 still unreachable (%s); next try in %.0f s" % (s3.describe_error(exc), delay))
             else:
                 return
 
@@ -259,14 +241,13 @@ class Uploader:
         adopt.run(self.config, self.store.fd, self.logger)  # dumps containers wrote, no hook enqueued
         queue.claim(self.logger)
         entries = queue.entries(self.logger)
-        groups = {}
-        for name, queued in entries.items():
-            key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
-            groups.setdefault(key, _Group(*key)).add(name, queued)
-        pending = collections.deque(self._schedule(list(groups.values()), result))
+        groups = schedule.group(entries)
+        settings = self.config["uploader"]
+        over_bytes = self.store.uids_over_byte_quota(settings["max_bytes_per_uid_per_hour"])
+        ordered, result.held = schedule.order(groups.values(), settings["max_pending_dumps_per_uid"], over_bytes)
+        pending = collections.deque(ordered)
         if not pending:
             return
-        settings = self.config["uploader"]
         workers = self.config["s3"]["max_concurrency"]
         started = set(groups)  # keys of this pass: later entries for them wait for the next pass
         with ThreadPoolExecutor(max_workers=workers) as files, ThreadPoolExecutor(max_workers=workers) as parts:
@@ -285,46 +266,19 @@ class Uploader:
                     self._admit_newcomers(queue, entries, started, pending)
 
     def _admit_newcomers(self, queue, entries, started, pending):
-        """Entries that arrived during the pass: a uid with nothing waiting goes first (a victim of a
-        flood is not made to wait for the flood's pass to end), others queue behind."""
+        """Entries that arrived during the pass (see :func:`schedule.admit`)."""
         if not queue.has_incoming():
             return
         arrived = {}
         for name, queued in queue.claim(self.logger).items():
-            key = (queued["entry"]["dump_dir"], queued.get("uid", -1))
+            key = schedule.key_of(queued)
             if key in started:
                 self._carried = True  # that dump is being (or was) worked on in this pass: the next one re-checks
                 continue
             entries[name] = queued
-            arrived.setdefault(key, _Group(*key)).add(name, queued)
-        waiting_uids = {group.uid for group in pending}
-        for key, group in sorted(arrived.items(), key=lambda item: item[1].first_ns or 0):
-            started.add(key)
-            if group.uid in waiting_uids:
-                pending.append(group)
-            else:
-                pending.appendleft(group)
-                waiting_uids.add(group.uid)
-
-    def _schedule(self, groups, result):
-        """Round-robin across uids, oldest first within a uid, within the per-uid limits."""
-        settings = self.config["uploader"]
-        by_uid = {}
-        for group in sorted(groups, key=lambda g: (g.first_ns or 0, g.dump_dir)):
-            by_uid.setdefault(group.uid, []).append(group)
-        over_bytes = self.store.uids_over_byte_quota(settings["max_bytes_per_uid_per_hour"])
-        lanes = []
-        for uid, lane in sorted(by_uid.items(), key=lambda item: item[1][0].first_ns or 0):
-            if uid in over_bytes:
-                result.held += len(lane)
-                continue
-            allowed = settings["max_pending_dumps_per_uid"]
-            result.held += max(0, len(lane) - allowed)
-            lanes.append(lane[:allowed])
-        ordered = []
-        for index in range(max((len(lane) for lane in lanes), default=0)):
-            ordered.extend(lane[index] for lane in lanes if index < len(lane))
-        return ordered
+            arrived.setdefault(key, schedule.Group(*key)).add(name, queued)
+        started.update(arrived)
+        schedule.admit(arrived.values(), pending)
 
     # --- one dump -----------------------------------------------------------------------------
 
@@ -351,9 +305,8 @@ class Uploader:
             return
         except Exception as exc:  # S3 down, lock timeout, disk trouble: keep the entries for a retry
             outcome = _Outcome()
-            outcome.failed["(dump)"] = _describe(exc)
-            if s3.is_remote_failure(exc):
-                outcome.remote = _describe(exc)
+            outcome.failed["(dump)"] = s3.describe_error(exc)
+            outcome.remote = outcome.failed["(dump)"] if s3.is_remote_failure(exc) else None
         if outcome is None:  # local only
             with result.lock:
                 result.local_only += 1
@@ -398,95 +351,31 @@ class Uploader:
         for name in group.names:
             queue.remove(name)
 
-    def _open_dump(self, dump_dir, uid):
-        root = fsutil.find_root(dump_dir, self.config["dump_roots"])
-        if root is None:
-            raise Refused("not below a configured dump root")
-        parts = fsutil.split_components(dump_dir)
-        relative = parts[len(fsutil.split_components(root)) :]
-        if not relative:
-            raise Refused("is a dump root itself, not a dump dir below it")
-        try:
-            root_fd = fsutil.walk(root)
-        except fsutil.UnsafePathError as exc:
-            raise Refused("dump root: %s" % exc.strerror) from None
-        try:
-            dump_fd = fsutil.walk_below(root_fd, relative)
-        except fsutil.UnsafePathError as exc:
-            raise Refused("%s (%s)" % (exc.strerror, exc.filename)) from None
-        finally:
-            os.close(root_fd)
-        info = os.fstat(dump_fd)
-        if uid not in (0, info.st_uid):
-            os.close(dump_fd)
-            raise Refused("dump dir owned by uid %d, entry written by uid %d" % (info.st_uid, uid))
-        return dump_fd, info
-
-    def _check_uid(self, uid):
-        settings = self.config["uploader"]
-        uids, groups = settings["allowed_uids"], settings["allowed_groups"]
-        if not uids and not groups:
-            return
-        if uid in uids:
-            return
-        if groups and _in_groups(uid, groups):
-            return
-        raise PolicyRefused("uid %d is not in uploader.allowed_uids / allowed_groups" % uid)
-
-    def _target(self, prefix):
-        """(bucket, key prefix) of an allowed S3 prefix, or PolicyRefused."""
-        try:
-            bucket, key_prefix = s3.parse_url(prefix)
-            keys.check_prefix_room(key_prefix)
-        except ValueError as exc:
-            raise PolicyRefused(str(exc)) from None
-        settings = self.config["s3"]
-        if settings["allowed_buckets"] and bucket not in settings["allowed_buckets"]:
-            raise PolicyRefused("bucket %s is not in s3.allowed_buckets" % bucket)
-        allowed = [s3.parse_url(url) for url in settings["allowed_prefixes"]]
-        if allowed:
-            from .config import prefix_allowed
-
-            if not prefix_allowed(bucket, key_prefix, allowed):
-                raise PolicyRefused("s3://%s/%s is not below any of s3.allowed_prefixes" % (bucket, key_prefix))
-        return bucket, key_prefix
-
     def _process_dump(self, group, wait_for_all, pools):
         """Upload one dump dir. Returns an _Outcome, or None when it is local only."""
-        self._check_uid(group.uid)
-        dump_fd, dump_info = self._open_dump(group.dump_dir, group.uid)
+        check_uid(self.config["uploader"], group.uid)
+        dump_fd, dump_info = open_dump(self.config["dump_roots"], group.dump_dir, group.uid)
         try:
             with self.store.lock(group.dump_dir, self.config["uploader"]["lock_wait_seconds"]):
                 progress = DumpProgress(self.store, group.dump_dir)
                 progress.set_owner(group.uid, self.dump_instance_id(group.instance_id))
-                prefix = progress.data.get("primary_prefix")
-                if prefix is None:
-                    prefix = next((p for p in group.prefixes if p is not None), None)
+                prefix = progress.primary_prefix(group.prefixes)
                 target = None
                 if prefix is not None:
                     try:
-                        target = self._target(prefix)
+                        target = allowed_target(self.config["s3"], prefix)
                     except PolicyRefused as exc:
                         progress.refused(str(exc))
                         raise
-                    progress.data["primary_prefix"] = prefix
-                    others = set(progress.data.get("also_requested_prefixes") or [])
-                    others.update(p for p in group.prefixes if p not in (None, prefix))
-                    progress.data["also_requested_prefixes"] = sorted(others)
+                    progress.fold_prefixes(prefix, group.prefixes)
                 if not progress.captured and self.config["capture"]["enabled"]:
                     self._capture(progress, dump_fd, dump_info)
                 if target is None:
                     progress.local_only()
                     return None
                 progress.use_prefix(prefix, *target)
-                upload = transfer.Target(
-                    target[0],
-                    target[1],
-                    group.uid,
-                    self.user_name(group.uid),
-                    progress.instance_id,
-                    group.dump_dir,
-                )
+                user = self.user_name(group.uid)
+                upload = transfer.Target(*target, group.uid, user, progress.instance_id, group.dump_dir)
                 outcome = self._upload_until_settled(dump_fd, dump_info, progress, upload, wait_for_all, pools)
                 if outcome.refusal:
                     progress.refused(outcome.refusal)
@@ -513,15 +402,12 @@ class Uploader:
         deadline = time.monotonic() + (settings["max_settle_wait_seconds"] if wait_for_all else 0)
         total = _Outcome()
         while True:
-            outcome = self._upload_dir(dump_fd, progress, target, pools)
-            total.uploaded += outcome.uploaded
-            total.skipped += outcome.skipped
-            total.bytes += outcome.bytes
-            total.failed.update(outcome.failed)
-            total.remote = total.remote or outcome.remote
-            total.refusal = total.refusal or outcome.refusal
-            total.deferred = outcome.deferred
-            if outcome.failed or not outcome.deferred or time.monotonic() >= deadline:
+            selection = transfer.select(dump_fd, progress, int(settings["settle_seconds"] * 1e9), self.logger)
+            total.skipped += selection.unchanged
+            total.deferred = selection.deferred
+            if selection.todo:
+                self._send(dump_fd, selection.todo, progress, target, total, pools)
+            if total.failed or not total.deferred or time.monotonic() >= deadline:
                 break
             time.sleep(min(max(settings["settle_seconds"], 0.05), max(0.0, deadline - time.monotonic())))
         progress.save()
@@ -534,73 +420,18 @@ class Uploader:
                     self.notifier.submit(progress.dump_dir, progress.data, target.bucket, target.key_prefix,
                                          written.get("key"), progress.instance_id)  # fmt: skip
             except Exception as exc:  # the manifest is retried with the entry on the next run
-                total.failed["(manifest)"] = _describe(exc)
-                if s3.is_refusal(exc):
-                    total.refusal = "S3 refused %s: %s" % (target.bucket, _describe(exc))
-                elif s3.is_remote_failure(exc):
-                    total.remote = _describe(exc)
+                total.fail("(manifest)", exc, target.bucket)
         return total
 
-    # --- the files ------------------------------------------------------------------------------
-
-    def _upload_dir(self, dump_fd, progress, target, pools):
-        outcome = _Outcome()
-        settle_ns = int(self.config["uploader"]["settle_seconds"] * 1e9)
-        now_ns = time.time_ns()
-        own = progress.own_files()
-        progress.prefix["skipped"] = {}
-        todo = []
-        for name in sorted(os.listdir(dump_fd)):
-            if name.startswith("."):
-                continue  # temp files of writers in progress
-            try:
-                info = os.lstat(name, dir_fd=dump_fd)
-            except FileNotFoundError:
-                continue
-            if name.endswith(manifest.SUFFIX):
-                progress.file_skipped(name, "reserved name: only the uploader writes manifests", info.st_uid)
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                reason = "symlink: not followed" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-                progress.file_skipped(name, reason, info.st_uid)
-                if stat.S_ISLNK(info.st_mode):
-                    self.logger.warning(
-                        "%s/%s is a symlink: not followed, not uploaded"
-                        % (keys.display(progress.dump_dir), keys.display(name))
-                    )
-                continue
-            known = progress.known(name)
-            if known and (known.get("size"), known.get("mtime_ns"), known.get("ino")) == (
-                info.st_size,
-                info.st_mtime_ns,
-                info.st_ino,
-            ):
-                outcome.skipped += 1
-                continue
-            if name not in own and now_ns - info.st_mtime_ns < settle_ns:
-                outcome.deferred.append(name)
-                continue
-            todo.append(name)
-        if todo:
-            self._transfer(dump_fd, todo, progress, target, outcome, pools)
-        return outcome
-
-    def _transfer(self, dump_fd, names, progress, target, outcome, pools):
+    def _send(self, dump_fd, names, progress, target, outcome, pools):
+        """Send ``names`` through :mod:`transfer`, several files at once; results go to ``progress``."""
         files, parts = pools
         sender = transfer.Transfer(self.client(), self.config["s3"], self.logger, parts)
-        futures = {}
         own = progress.own_files()
+        futures = {}
         for name in names:
-            futures[name] = files.submit(
-                sender.send,
-                dump_fd,
-                name,
-                target,
-                progress.known(name),
-                progress.pending_multipart(name),
-                progress,
-                name in own,
-            )
+            known, pending = progress.known(name), progress.pending_multipart(name)
+            futures[name] = files.submit(sender.send, dump_fd, name, target, known, pending, progress, name in own)
         for name, future in futures.items():
             try:
                 answer = future.result()
@@ -609,16 +440,10 @@ class Uploader:
                 self.logger.warning("%s/%s not uploaded: %s" % (keys.display(target.dump_dir), keys.display(name), exc))
                 continue
             except Exception as exc:  # recorded per file; other files go on unless S3 itself failed
-                text = _describe(exc)
-                outcome.failed[name] = text
-                if s3.is_refusal(exc):
-                    outcome.refusal = "S3 refused %s: %s" % (target.bucket, text)
-                    sender.abort_reason = text
-                elif s3.is_remote_failure(exc):
-                    outcome.remote = outcome.remote or text
-                    # retries are spent or the error is permanent (credentials, access): the other
-                    # files would only fail the same way, slowly
-                    sender.abort_reason = sender.abort_reason or text
+                if outcome.fail(name, exc, target.bucket):
+                    # S3 refused, retries are spent or the error is permanent (credentials, access):
+                    # the other files would only fail the same way, slowly
+                    sender.abort_reason = sender.abort_reason or s3.describe_error(exc)
                 continue
             progress.file_done(answer)
             if answer.status == transfer.SENT:
@@ -626,59 +451,6 @@ class Uploader:
                 outcome.bytes += answer.info.st_size
             else:
                 outcome.skipped += 1
-
-    # --- status ----------------------------------------------------------------------------------
-
-    def _record_status(self, result, queue):
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        try:
-            entries = queue.entries(self.logger)
-        except OSError:
-            entries = {}
-        by_uid = {}
-        dirs = set()
-        failing = 0
-        for queued in entries.values():
-            dirs.add(queued["entry"]["dump_dir"])
-            uid = str(queued.get("uid", -1))
-            by_uid[uid] = by_uid.get(uid, 0) + 1
-            failing += 1 if queued.get("last_error") else 0
-
-        def change(status):
-            status["last_run"] = now
-            status["last_run_ns"] = time.time_ns()
-            if result.errors:
-                status["last_error"] = keys.display(result.errors[-1][:2000])
-                status["last_error_at"] = now
-            elif result.groups_done and not result.groups_deferred:
-                status["last_error"] = None  # everything queued went through: the old error is resolved
-            if result.uploaded or result.successes:
-                status["last_success"] = now
-            if result.successes:
-                status["broken"] = None
-            elif result.remote_failures:
-                status["broken"] = "every upload is failing on S3: %s" % keys.display(
-                    sorted(result.remote_failures.items())[0][1][:500]
-                )
-                status["broken_since"] = status.get("broken_since") or now
-            if not entries:
-                status["broken"] = None  # nothing waits (uploaded, refused or deleted): nothing is failing
-            if not status.get("broken"):
-                status["broken_since"] = None
-            status["queue"] = {"entries": len(entries), "dumps": len(dirs), "by_uid": by_uid, "failing": failing}
-            status["held"] = result.held
-            refused = status.get("refused") or {"total": 0, "recent": []}
-            refused["total"] = int(refused.get("total") or 0) + result.refused
-            refused["recent"] = ((refused.get("recent") or []) + [dict(r, at=now) for r in result.refusals])[
-                -REFUSED_HISTORY:
-            ]
-            status["refused"] = refused
-            status["last_result"] = result.as_dict()
-
-        try:
-            self.store.update_status(change)
-        except Exception as exc:  # status is informational; the upload itself is done
-            self.logger.warning("cannot update status: %s" % exc)
 
 
 def _merge(total, part):
@@ -700,24 +472,3 @@ def _bucket_of(group):
             except ValueError:
                 continue
     return ""
-
-
-def _in_groups(uid, allowed):
-    try:
-        user = pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    gids = {user.pw_gid}
-    names = set()
-    for group in grp.getgrall():
-        if user.pw_name in group.gr_mem or group.gr_gid == user.pw_gid:
-            gids.add(group.gr_gid)
-            names.add(group.gr_name)
-    return any((item in gids) if isinstance(item, int) else (item in names) for item in allowed)
-
-
-def _describe(exc):
-    try:
-        return s3.describe_error(exc)
-    except Exception:  # describing an error must not raise another
-        return repr(exc)

@@ -9,6 +9,7 @@ test must not touch this machine's /etc or /opt.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -27,6 +28,8 @@ ncd_bed = pytest.importorskip("ncd_bed")
 
 ODD_NAMES = [b"bad-\xff\xfe.bin", b"ctl-\x1b[31m\r.bin", b"long-" + b"\xff" * 200 + b".bin"]
 ESCAPED = ["bad-\\xff\\xfe.bin", "ctl-\\x1b[31m\\x0d.bin", "long-" + "\\xff" * 200 + ".bin"]
+# a dump dir whose own name is not UTF-8: core_dump_info lists it, so the fleet report carries it
+ODD_DIR, ODD_DIR_ESCAPED = b"dt-odd-\xff\xfe", "dt-odd-\\xff\\xfe"
 
 
 @pytest.fixture
@@ -51,13 +54,30 @@ def fleet():
             with open(os.path.join(dump.encode(), name), "wb") as handle:
                 handle.write(b"y")
         bed.enqueue(dump, "s3://%s/neuron/dt-%%d" % bucket)
-        bed.run_cli("upload", "--json")  # whatever it makes of the names, status reports it
+        odd_dir = os.path.join(bed.dumps.encode(), ODD_DIR)
+        os.mkdir(odd_dir, 0o700)
+        with open(os.path.join(odd_dir, b"core"), "wb") as handle:
+            handle.write(b"z")
+        result = json.loads(bed.run_cli("upload", "--json", check=True).stdout)
+        # the odd names do not hold the dump back: it is complete, its manifest keeps their bytes
+        assert result["dumps_done"] == 1 and result["errors"] == [] and bed.queue_entries() == []
+        (manifest,) = [
+            json.loads(body) for key, body in _objects(moto, bucket).items() if key.endswith("-manifest.json")
+        ]
+        kept = {base64.b64decode(f["name_b64"]) for f in manifest["files"] if "name_b64" in f}
+        assert kept == set(ODD_NAMES)
         yield root, bed
     finally:
         os.environ.clear()
         os.environ.update(saved)
         moto.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _objects(moto, bucket):
+    client = moto.client()
+    listing = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
 
 
 def _interpreter(root, bed):
@@ -110,8 +130,10 @@ def test_verify_reports_a_host_whose_dump_holds_odd_names(fleet):
     # The /etc/environment value with a byte that is not UTF-8 is reported escaped: this alone made
     # the module fail before (whatever the host program reports).
     assert "/var/lib/x/\\\\xff-%d" in text
-    # Each odd name the host program reports reaches the fleet report escaped. Today its last upload
-    # error names the files it could not upload; once uploads handle every name, it may name none.
+    # The dump dir with the odd name is listed by core_dump_info and reaches the report escaped.
+    assert json.dumps(ODD_DIR_ESCAPED)[1:-1] in text, ODD_DIR_ESCAPED
+    # Each odd file name the host program reports reaches the fleet report escaped (after a complete
+    # upload, status names no file: then there is nothing to check here).
     for raw, escaped in zip(ODD_NAMES, ESCAPED):
         if json.dumps(raw.decode("utf-8", "surrogateescape"))[1:-1] in status:
             assert json.dumps(escaped)[1:-1] in text, escaped
