@@ -190,16 +190,17 @@ Top level
 
 import os
 
-DEFAULT_PATH = "/etc/neuron-core-dump/config.json"
+from . import layout
 
-DEFAULT_DUMP_BASE = "/var/lib/neuron-core-dump/dumps"
-VENDOR_DUMP_BASE = "/tmp/neuron-core-dump"
+DEFAULT_PATH = layout.CONFIG_FILE
+DEFAULT_DUMP_BASE = layout.DUMP_ROOT
+VENDOR_DUMP_BASE = layout.VENDOR_DUMP_ROOT
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 DEFAULT_CAPTURE_COMMANDS = [
-    {"name": "neuron-ls", "argv": ["/opt/aws/neuron/bin/neuron-ls"], "timeout_seconds": 30},
+    {"name": "neuron-ls", "argv": [layout.HOOK.rpartition("/")[0] + "/neuron-ls"], "timeout_seconds": 30},
     {
         "name": "kernel-log",
         "argv": ["/bin/sh", "-c", "journalctl -k -n 200 --no-pager 2>/dev/null || dmesg 2>/dev/null | tail -n 200"],
@@ -214,11 +215,11 @@ DEFAULT_CAPTURE_COMMANDS = [
 
 DEFAULTS = {
     "dump_roots": [DEFAULT_DUMP_BASE, VENDOR_DUMP_BASE],
-    "spool_dir": "/var/spool/neuron-core-dump",
-    "state_dir": "/var/lib/neuron-core-dump",
+    "spool_dir": layout.SPOOL_DIR,
+    "state_dir": layout.STATE_DIR,
     "log_file": None,
     "hook": {
-        "vendor_path": "/opt/aws/neuron/bin/neuron-dump.distrib",
+        "vendor_path": layout.VENDOR_HOOK,
         "vendor_timeout_seconds": 120,
         "budget_seconds": 10,
         "dir_mode": 0o700,
@@ -227,7 +228,7 @@ DEFAULTS = {
         "write_outside_roots": False,
         "fallback_dump_dir": VENDOR_DUMP_BASE + "/dt-%d-cid-%c",
         "instance_id_file": "/sys/devices/virtual/dmi/id/board_asset_tag",
-        "versions_file": "/var/lib/neuron-core-dump/versions.json",
+        "versions_file": layout.VERSIONS_FILE,
         "max_value_chars": 4096,
         "copy_runtime_generated": True,
         "max_copy_bytes": 256 * MIB,
@@ -235,7 +236,7 @@ DEFAULTS = {
     },
     "uploader": {
         "trigger": "auto",
-        "cli_path": "/usr/local/bin/neuron-core-dump",
+        "cli_path": layout.CLI,
         "settle_seconds": 2,
         "max_settle_wait_seconds": 60,
         "lock_wait_seconds": 600,
@@ -300,7 +301,7 @@ DEFAULTS = {
     },
     "containers": {
         "enabled": None,
-        "area": "/var/lib/neuron-core-dump/containers",
+        "area": layout.CONTAINERS_AREA,
         "s3_prefix": None,
         "quiet_seconds": 120,
         "max_wait_seconds": 3600,

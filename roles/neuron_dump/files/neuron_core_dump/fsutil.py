@@ -341,3 +341,13 @@ def remove_tree(parent_fd, name, depth=16):
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=parent_fd)
+
+
+def load_json(dir_fd, name, limit):
+    """Parse the small JSON file ``name`` below ``dir_fd`` (symlinks are not followed, at most
+    ``limit`` bytes) with the json module: the uploader's and the CLI's files (the hook has
+    fastjson). Raises OSError or ValueError."""
+    import json  # not on the hook's path
+
+    raw, _unused = read_small(dir_fd, name, limit)
+    return json.loads(raw.decode("utf-8"))
