@@ -18,6 +18,8 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROLE_DIR = os.path.join(REPO_ROOT, "roles", "neuron_dump")
 PACKAGE_DIR = os.path.join(ROLE_DIR, "files", "neuron_core_dump")
+# What the package shares with the modules: module_utils owns it, the role installs it too.
+SHARED = [os.path.join(REPO_ROOT, "plugins", "module_utils", name) for name in ("patterns.py", "bucket_name.py")]
 _REF = re.compile(r"\{\{ (__neuron_dump_\w+) \}\}")
 
 
@@ -56,10 +58,12 @@ def _write(path, text, mode):
 
 
 def install(lib_dir, **paths):
-    """Copy the package to ``lib_dir`` with its ``layout.py``; ``paths`` override the role's
+    """Copy the package to ``lib_dir`` with the shared rules and its ``layout.py``; ``paths`` override the role's
     (``config_file=``, ``vendor=``, ``spool_dir=`` ...). Returns the package directory."""
     target = os.path.join(lib_dir, "neuron_core_dump")
     shutil.copytree(PACKAGE_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in SHARED:
+        shutil.copy(path, target)
     _write(os.path.join(target, "layout.py"), render("layout.py.j2", lib_dir=lib_dir, **paths), 0o644)
     return target
 

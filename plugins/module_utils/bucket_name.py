@@ -2,9 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """S3 general-purpose bucket naming rules: one implementation for the modules and the host program.
 
-The neuron_dump role ships a byte-identical copy in the host package (neuron_core_dump/bucket_name.py,
-checked by tests/unit/test_shared_rules.py), with patterns.py. Standard library only and no imports:
-the hook validates its configuration on every call.
+The neuron_dump role installs this very file into the host package (``__neuron_dump_shared_files``),
+with patterns.py. No imports at all: the hook validates its configuration on every call.
 """
 
 _CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")

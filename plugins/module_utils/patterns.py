@@ -7,9 +7,8 @@ prefix. Any other ``%X`` becomes a literal ``%`` and X is consumed, so
 ``%%`` yields ``%`` and ``%x`` silently loses the ``x``. We reject those
 instead of letting a typo change where dumps land.
 
-One implementation for the modules and the host program: the neuron_dump role ships a
-byte-identical copy in the host package (neuron_core_dump/patterns.py, checked by
-tests/unit/test_shared_rules.py), so this file imports nothing.
+One implementation for the modules and the host program: the neuron_dump role installs this
+very file into the host package (``__neuron_dump_shared_files``), so it imports nothing.
 """
 
 from __future__ import annotations
