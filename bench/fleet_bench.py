@@ -35,6 +35,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 BUILTIN_VERIFY = os.path.join(BENCH_DIR, "fleet", "verify_builtin.yml")
 DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
 BEGIN, END = "<!-- fleet-bench:begin -->", "<!-- fleet-bench:end -->"
+INSTALL_BEGIN, INSTALL_END = "<!-- install-bench:begin -->", "<!-- install-bench:end -->"  # written by hand
 NAME = "ncd-bench-fleet-%02d"  # not ncd-<scenario>-*: molecule scenarios own those names
 BUCKET = "ncd-bench-dumps"
 PLAYBOOK_TIMEOUT = 3600
@@ -284,12 +285,14 @@ def write_section(text, output):
 
 
 def keep_section(text, output):
-    """``text`` (bench/run.py's report) with the fleet section of ``output`` appended, if it has one."""
+    """``text`` (bench/run.py's report) with the sections of ``output`` other commands write (the
+    fleet's, the install step's: ``INSTALL_BEGIN``/``INSTALL_END``) appended, where it has them."""
     if output != "-" and os.path.exists(output):
         with open(output, encoding="utf-8") as handle:
             current = handle.read()
-        if BEGIN in current and END in current:
-            return text.rstrip("\n") + "\n\n" + BEGIN + current.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
+        for begin, end in ((BEGIN, END), (INSTALL_BEGIN, INSTALL_END)):
+            if begin in current and end in current:
+                text = text.rstrip("\n") + "\n\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     return text
 
 
