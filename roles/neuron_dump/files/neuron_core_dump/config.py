@@ -9,7 +9,7 @@ with the defaults, because it must never lose a dump. Every key is described onc
 
 import os
 
-from . import bucket_name, layout
+from . import layout
 
 DEFAULT_PATH = layout.CONFIG_FILE
 DEFAULT_DUMP_BASE = layout.DUMP_ROOT
@@ -269,7 +269,10 @@ def _commands(key, value):
 
 
 def valid_bucket_name(name):
-    """The S3 bucket naming rules (bucket_name.py, shared with module_utils)."""
+    """The S3 bucket naming rules (bucket_name.py, shared with module_utils; imported only when a
+    configuration names buckets)."""
+    from . import bucket_name
+
     return isinstance(name, str) and not bucket_name.problems(name)
 
 
