@@ -10,7 +10,6 @@ import sys
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES_DIR = os.path.join(REPO_ROOT, "roles", "neuron_dump", "files")
 FAKE_NRT = os.path.join(REPO_ROOT, "tests", "bed", "fake_nrt.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 MIB = 1024 * 1024

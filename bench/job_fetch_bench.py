@@ -149,7 +149,7 @@ def bench_job_fetch(rounds, command):
         shutil.rmtree(temp, ignore_errors=True)
     aws, ours = statistics.median(times["aws"]), statistics.median(times["ours"])
     lines = [
-        "## 6. Fetching one job: fetch_job.yml against aws s3 cp --recursive",
+        "## 7. Fetching one job: fetch_job.yml against aws s3 cp --recursive",
         "",
         "Written by `%s` (%s; this benchmark took %.0f s; load average %s at the end). 3 hosts, %d files,"
         " %.0f MiB, local moto_server; median of %d rounds (whole processes, alternating, a fresh"

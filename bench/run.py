@@ -10,7 +10,7 @@ on a ~200 MiB dump of mixed file sizes against ``aws s3 cp --recursive``, both t
 ``moto_server``; (4) a flood: one user's 2,000 hook calls (16 in parallel) while another
 user's 2 x 2 dump fails 5 s in -- that dump's latency to S3 and ``status`` latency
 throughout (``--flood-repeats``, default 5) -- and the drain rate of small dumps against
-``aws s3 cp`` 10 at a time (see ``bench/flood_bench.py``); (6) fetching a 3-host job of ~200 MiB
+``aws s3 cp`` 10 at a time (see ``bench/flood_bench.py``); (7) fetching a 3-host job of ~200 MiB
 with ``fetch_job.yml`` against ``aws s3 cp --recursive`` (``bench/job_fetch_bench.py``, its own
 section of the file; section 5, the fleet, is ``--fleet``). Our code runs from a scratch
 install in a temp dir, as the current user (benchmark 4 as root: two more uids), with

@@ -2,46 +2,24 @@
 
 Everything lives below one directory of the bench's temp tree: the package (byte-compiled,
 as the role does, because workload users cannot write ``__pycache__``), the hook and CLI
-entry scripts with their ``LIB_DIR``/``CONFIG_PATH``/``VENDOR_PATH`` lines pointed here,
-a dump root and spool ``incoming/`` (1733), state (0700) and the config file.
+entry scripts rendered from the role's templates with this tree's paths
+(tests/scratch_install.py), a dump root and spool ``incoming/`` (1733), state (0700) and the
+config file.
 Nothing under /etc, /var or /opt is touched.
 """
 
 import json
 import os
 import re
-import shutil
+import sys
 
-from common import FILES_DIR, BenchError, run_bounded
+from common import REPO_ROOT, BenchError, run_bounded
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+import scratch_install
 
 INSTANCE_ID = "i-0be0c4000000000b"
-PACKAGE = "neuron_core_dump"
 _ERROR_LINE = re.compile(r"^\S+\[\d+\] <[0-3]> ")  # the format of log.py's mirror file
-
-
-def rewrite_entry_script(source, target, interpreter_line, replacements):
-    """Copy an entry script, prepending the interpreter line and rewriting its path constants.
-
-    ``replacements`` maps a constant name (``LIB_DIR``) to its new value. The shipped
-    scripts carry no interpreter line (the role adds one); an old one is dropped anyway.
-    """
-    with open(source) as handle:
-        lines = handle.read().splitlines()
-    if lines and lines[0].startswith("#!"):
-        lines = lines[1:]
-    out = [interpreter_line]
-    missing = set(replacements)
-    for line in lines:
-        name = line.partition(" = ")[0]
-        if name in replacements:
-            line = "%s = %r" % (name, replacements[name])
-            missing.discard(name)
-        out.append(line)
-    if missing:  # the script would use the host paths: fail loudly rather than measure the wrong thing
-        raise BenchError("%s has no line for %s" % (source, ", ".join(sorted(missing))))
-    with open(target, "w") as handle:
-        handle.write("\n".join(out) + "\n")
-    os.chmod(target, 0o755)
 
 
 def make_dirs(modes):
@@ -79,21 +57,13 @@ class ScratchInstall:
         )
         self._install_package(hook_python)
         self._write_config(trigger, s3_endpoint)
-        paths = {"LIB_DIR": self.lib, "CONFIG_PATH": self.config_path}
-        rewrite_entry_script(
-            os.path.join(FILES_DIR, "bin", "neuron-dump"),
-            self.hook,
-            "#!%s -IS" % hook_python,
-            dict(paths, VENDOR_PATH=self.vendor),
-        )
         # the uploader needs boto3, so the CLI runs on the bench's interpreter (the venv)
-        rewrite_entry_script(
-            os.path.join(FILES_DIR, "bin", "neuron-core-dump"), self.cli, "#!%s -IS" % cli_python, paths
+        scratch_install.write_scripts(
+            self.lib, self.hook, self.cli, hook_python, cli_python, config_file=self.config_path, vendor=self.vendor
         )
 
     def _install_package(self, python):
-        target = os.path.join(self.lib, PACKAGE)
-        shutil.copytree(os.path.join(FILES_DIR, PACKAGE), target, ignore=shutil.ignore_patterns("__pycache__"))
+        target = scratch_install.install(self.lib)
         # what the role's handler runs, with the hook's interpreter
         code, _out, err, _secs = run_bounded([python, "-m", "compileall", "-q", target], 60, None)
         if code != 0:

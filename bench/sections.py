@@ -8,7 +8,7 @@ sections over so that a run of it does not erase numbers it did not measure.
 import os
 
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
-NAMES = ("fleet-bench", "job-fetch-bench")  # in the order they stand in the file
+NAMES = ("fleet-bench", "install-bench", "job-fetch-bench")  # in the order they stand in the file
 
 
 def markers(name):

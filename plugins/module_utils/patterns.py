@@ -6,6 +6,9 @@ libnrt expands ``%d %c %p %t %l %i`` in both the local directory and the S3
 prefix. Any other ``%X`` becomes a literal ``%`` and X is consumed, so
 ``%%`` yields ``%`` and ``%x`` silently loses the ``x``. We reject those
 instead of letting a typo change where dumps land.
+
+One implementation for the modules and the host program: the neuron_dump role installs this
+very file into the host package (``__neuron_dump_shared_files``), so it imports nothing.
 """
 
 from __future__ import annotations

@@ -2,24 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Validate ``NEURON_RT_S3_CORE_DUMP_PREFIX`` values: ``s3://bucket/key-prefix``.
 
-Bucket rules are the S3 general-purpose bucket naming rules; the key part may
-use the runtime ``%`` variables (checked in ``patterns``).
+Bucket rules are the S3 general-purpose bucket naming rules (``bucket_name``, shared with
+the host program); the key part may use the runtime ``%`` variables (checked in ``patterns``).
 """
 
 from __future__ import annotations
 
 import re
 
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import contract, patterns
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import bucket_name, contract, patterns
 
 SCHEME = "s3://"
 
-_BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
-_IP_LIKE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
-# Prefixes and suffixes S3 reserves for other features (access points, S3 on
-# Outposts, Object Lambda, directory and table buckets, documentation).
-_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # Characters AWS documents as safe in object keys, plus '/' and '%' (the
 # runtime variables, validated separately) and '=' for key=value partitions.
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9!_.*()/=%-]*$")
@@ -79,27 +73,8 @@ def literal_url_problems(url):
 
 
 def bucket_problems(bucket):
-    """Messages for every bucket naming rule ``bucket`` breaks."""
-    found = []
-    if not 3 <= len(bucket) <= 63:
-        found.append("bucket name %r must be 3 to 63 characters long" % bucket)
-    if "%" in bucket:
-        found.append("bucket name %r cannot contain runtime %% variables; use them in the key part" % bucket)
-    elif not _BUCKET_CHARS.match(bucket or "-"):
-        found.append("bucket name %r may contain only lowercase letters, digits, dots and hyphens" % bucket)
-    if bucket and not (bucket[0].isalnum() and bucket[-1].isalnum()):
-        found.append("bucket name %r must start and end with a lowercase letter or digit" % bucket)
-    if ".." in bucket:
-        found.append("bucket name %r must not contain two adjacent dots" % bucket)
-    if _IP_LIKE.match(bucket):
-        found.append("bucket name %r must not be formatted as an IP address" % bucket)
-    for reserved in _RESERVED_PREFIXES:
-        if bucket.startswith(reserved):
-            found.append("bucket name %r must not start with the reserved prefix %r" % (bucket, reserved))
-    for reserved in _RESERVED_SUFFIXES:
-        if bucket.endswith(reserved):
-            found.append("bucket name %r must not end with the reserved suffix %r" % (bucket, reserved))
-    return found
+    """Messages for every bucket naming rule ``bucket`` breaks (module_utils/bucket_name.py)."""
+    return bucket_name.problems(bucket)
 
 
 def problems(prefix, require_unique=True):

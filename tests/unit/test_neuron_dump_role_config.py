@@ -15,10 +15,10 @@ import subprocess
 import sys
 
 import pytest
+import scratch_install
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLE = os.path.join(REPO_ROOT, "roles", "neuron_dump")
-FILES_DIR = os.path.join(ROLE, "files")
 COLLECTIONS = os.path.join(REPO_ROOT, ".bed", "collections")
 
 PLAY = """
@@ -68,11 +68,11 @@ def render(tmp_path, extra_vars):
 
 def host_program_accepts(config, tmp_path):
     """The host program's own reader (check-config) on the rendered file."""
-    sys.path.insert(0, FILES_DIR)
+    sys.path.insert(0, scratch_install.importable())
     try:
         from neuron_core_dump import config as config_mod
     finally:
-        sys.path.remove(FILES_DIR)
+        sys.path.remove(scratch_install.importable())
     path = tmp_path / "check.json"
     path.write_text(json.dumps(config))
     return config_mod.read(str(path))

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 
 import pytest
-from ncd_bed import PACKAGE_DIR, S3_ENV, SYSTEM_PYTHON, Bed, MotoServer
+from ncd_bed import S3_ENV, SYSTEM_PYTHON, Bed, MotoServer, scratch_install
 
 
 def pytest_configure(config):
@@ -35,7 +35,7 @@ def lib_dir():
     """The package as installed: copied to a lib dir readable by every user."""
     base = tempfile.mkdtemp(prefix="ncd-lib-")
     os.chmod(base, 0o755)
-    shutil.copytree(PACKAGE_DIR, os.path.join(base, "neuron_core_dump"), ignore=shutil.ignore_patterns("__pycache__"))
+    scratch_install.install(base)
     subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", base], check=True)  # the role precompiles too
     for dirpath, dirnames, filenames in os.walk(base):
         for name in dirnames:

@@ -2,8 +2,8 @@
 real files and real boto3 against a real moto server.
 
 ``bed`` builds what the role installs on a host, inside one temp directory: the
-package copied to a lib dir, the hook and CLI entry scripts rewritten to point at
-this tree's config (exactly what the role may rewrite), a dump root (1733), the
+package in a lib dir, the hook and CLI entry scripts rendered from the role's templates
+with this tree's paths (tests/scratch_install.py), a dump root (1733), the
 spool (incoming 1733) and the state dir. Nothing under /etc, /var or /opt is touched.
 
 ``moto`` is one in-process moto server (werkzeug, real HTTP on 127.0.0.1) for the
@@ -26,16 +26,15 @@ import uuid
 from urllib.parse import parse_qs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-FILES_DIR = os.path.join(REPO_ROOT, "roles", "neuron_dump", "files")
-PACKAGE_DIR = os.path.join(FILES_DIR, "neuron_core_dump")
-HOOK_SCRIPT = os.path.join(FILES_DIR, "bin", "neuron-dump")
-CLI_SCRIPT = os.path.join(FILES_DIR, "bin", "neuron-core-dump")
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+import scratch_install  # noqa: E402
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # the hook's interpreter on a host (stdlib only)
 INSTANCE_ID = "i-0123456789abcdef0"
 ACCOUNT_ID = "123456789012"
 
-if FILES_DIR not in sys.path:
-    sys.path.insert(0, FILES_DIR)
+if scratch_install.importable() not in sys.path:
+    sys.path.insert(0, scratch_install.importable())
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -195,24 +194,6 @@ def deep_merge(base, changes):
     return result
 
 
-def _rewrite_script(source, target, shebang, lib_dir, config_path, vendor_path=None):
-    with open(source) as handle:
-        lines = handle.read().splitlines()
-    out = [shebang]
-    # The shipped entry scripts have no interpreter line (the role adds one); skip any.
-    for line in lines[1:] if lines and lines[0].startswith("#!") else lines:
-        if line.startswith("LIB_DIR = "):
-            line = "LIB_DIR = %r" % lib_dir
-        elif line.startswith("CONFIG_PATH = "):
-            line = "CONFIG_PATH = %r" % config_path
-        elif line.startswith("VENDOR_PATH = ") and vendor_path:
-            line = "VENDOR_PATH = %r" % vendor_path
-        out.append(line)
-    with open(target, "w") as handle:
-        handle.write("\n".join(out) + "\n")
-    os.chmod(target, 0o755)
-
-
 class Bed:
     def __init__(self, base, lib_dir, moto=None):
         self.base = base
@@ -247,9 +228,15 @@ class Bed:
             os.chmod(path, mode)
         with open(self.iid_file, "w") as handle:
             handle.write(INSTANCE_ID + "\n")
-        _rewrite_script(HOOK_SCRIPT, self.hook, "#!%s -IS" % SYSTEM_PYTHON, lib_dir, self.config_path, self.vendor)
-        # -IS like the hook: the CLI must still find boto3 (it re-enables the system site-packages)
-        _rewrite_script(CLI_SCRIPT, self.cli, "#!%s -IS" % sys.executable, lib_dir, self.config_path)
+        scratch_install.write_scripts(
+            lib_dir,
+            self.hook,
+            self.cli,
+            SYSTEM_PYTHON,
+            sys.executable,
+            config_file=self.config_path,
+            vendor=self.vendor,
+        )
         self.settings = {}
         self.write_config({})
 

@@ -1,16 +1,11 @@
-"""Unit tests of the host program: import the package straight from the role's files dir."""
+"""Unit tests of the host program: import the package with the role's own layout."""
 
-import os
 import sys
 
-FILES_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-    "roles",
-    "neuron_dump",
-    "files",
-)
-if FILES_DIR not in sys.path:
-    sys.path.insert(0, FILES_DIR)
+import scratch_install
+
+if scratch_install.importable() not in sys.path:
+    sys.path.insert(0, scratch_install.importable())
 
 
 def pytest_configure(config):

@@ -1,9 +1,13 @@
 """Config: every key optional, defaults in code, errors name the key and the rule."""
 
 import json
+import os
 
 import pytest
+import scratch_install
 from neuron_core_dump import config
+
+BEGIN, END = "<!-- config-table:begin -->", "<!-- config-table:end -->"
 
 
 def test_empty_and_missing_file_give_defaults(tmp_path):
@@ -25,13 +29,28 @@ def test_defaults_match_the_documented_layout():
 
 
 def test_every_default_key_is_documented():
-    doc = config.__doc__
+    doc = config.document()
     for section, keys in config.DEFAULTS.items():
         if isinstance(keys, dict):
+            assert "### `%s`" % section in doc
             for key in keys:
-                assert "``%s``" % key in doc, "%s.%s is not documented" % (section, key)
+                assert "| `%s` |" % key in doc, "%s.%s is not documented" % (section, key)
         else:
-            assert "``%s``" % section in doc
+            assert "| `%s` |" % section in doc
+
+
+def test_docs_configuration_md_is_the_table():
+    """docs/configuration.md holds config.document() between its markers; NCD_WRITE_DOCS=1 rewrites it."""
+    path = os.path.join(scratch_install.REPO_ROOT, "docs", "configuration.md")
+    with open(path) as handle:
+        text = handle.read()
+    head, _rest = text.split(BEGIN)
+    _old, tail = text.split(END)
+    current = "%s%s\n%s\n%s%s" % (head, BEGIN, config.document().strip("\n"), END, tail)
+    if os.environ.get("NCD_WRITE_DOCS") == "1":
+        with open(path, "w") as handle:
+            handle.write(current)
+    assert text == current, "docs/configuration.md is stale: NCD_WRITE_DOCS=1 pytest -k docs_configuration_md"
 
 
 def test_a_role_written_file_round_trips(tmp_path):
@@ -113,3 +132,10 @@ def test_syntax_errors_are_reported_as_file_errors(tmp_path, text):
 def test_a_directory_is_not_a_config(tmp_path):
     with pytest.raises(config.ConfigError):
         config.read(str(tmp_path))
+
+
+@pytest.mark.parametrize("bucket", ["192.168.1.1", "xn--bucket", "sthree-dumps", "dumps-s3alias", "a..b", "Upper"])
+def test_bucket_names_follow_the_modules_rules(bucket):
+    """The host program checks buckets with module_utils' rules (bucket_name.py, one implementation)."""
+    with pytest.raises(config.ConfigError):
+        config.validate({"s3": {"allowed_buckets": [bucket]}})

@@ -44,7 +44,7 @@ import os
 import stat
 import time
 
-from . import dump_name, fastjson, fsutil, hostinfo, keys, origin, spool
+from . import dump_name, fsutil, hostinfo, keys, origin, spool
 
 SHARED = "shared"
 BY_ID = "by-id"
@@ -106,7 +106,7 @@ def run(config, store_fd, logger, now_ns=None):
         _Run(config, area, data, summary, logger, now_ns).step()
         data["summary"] = dict(summary.as_dict(), at_ns=now_ns)
         data["adopted_total"] = int(data.get("adopted_total") or 0) + summary.adopted
-        fsutil.replace_file(store_fd, STATE_FILE, fastjson.dumps(data, indent=1).encode("ascii"), 0o600)
+        fsutil.replace_file(store_fd, STATE_FILE, fsutil.dump_json(data, indent=1), 0o600)
     except Exception as exc:  # adoption must never keep the host's own dumps from uploading
         summary.errors.append(_text(exc))
         logger.error("container adoption failed: %s" % _text(exc))
@@ -132,7 +132,7 @@ def read_status(state_dir):
 
 def _load_state(fd):
     try:
-        data = fastjson.load_file(fd, STATE_FILE, MAX_STATE_BYTES)
+        data = fsutil.load_json(fd, STATE_FILE, MAX_STATE_BYTES)
     except (OSError, ValueError):
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("candidates"), dict):
@@ -405,7 +405,7 @@ class _Run:
             try:
                 copied, skipped = _copy_top_level(src_fd, dest_fd, self.settings)
                 record = origin.describe(entry, self.config["containers"]["area"], copied, skipped, self.now_ns)
-                fsutil.write_new_file(dest_fd, ORIGIN_FILE, fastjson.dumps(record, indent=1).encode("ascii"), 0o600)
+                fsutil.write_new_file(dest_fd, ORIGIN_FILE, fsutil.dump_json(record, indent=1), 0o600)
             finally:
                 os.close(dest_fd)
         finally:

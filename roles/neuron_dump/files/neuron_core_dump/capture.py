@@ -16,9 +16,10 @@ import signal
 import subprocess
 import time
 
-from . import fsutil
+from . import fsutil, layout
 
-_ENV = {"PATH": "/opt/aws/neuron/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ENV = {"PATH": layout.HOOK.rpartition("/")[0] + ":" + _PATH, "LANG": "C.UTF-8"}
 
 
 def file_name(instance_id, name):

@@ -19,7 +19,7 @@ import sys
 import time
 
 from . import config as config_mod
-from . import fastjson, log
+from . import fastjson, layout, log
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,9 +53,7 @@ def _parser(default_config):
     selftest = sub.add_parser("self-test", parents=[common], help="invoke the hook as the runtime would")
     selftest.add_argument("--s3", action="store_true", help="also round-trip a probe object to S3")
     selftest.add_argument("--s3-prefix", help="s3://bucket/prefix for the probe (default: s3.selftest_prefix)")
-    selftest.add_argument(
-        "--hook", default="/opt/aws/neuron/bin/neuron-dump", help="hook to test (default: %(default)s)"
-    )
+    selftest.add_argument("--hook", default=layout.HOOK, help="hook to test (default: %(default)s)")
     return parser
 
 
@@ -72,6 +70,8 @@ def _emit(args, data, human_text):
 
     # file and dir names are the users': any bytes at all. Escaped here, so no name can make
     # an output fail or a strict JSON reader (Ansible refuses surrogates) reject it.
+    # fastjson, not json: `status` prints through here and starts without json/re/enum (it must
+    # answer fast on a saturated host: docs/benchmarks.md section 4)
     if args.json:
         sys.stdout.write(fastjson.dumps(clean(data), indent=2) + "\n")
     elif human_text:
@@ -284,7 +284,7 @@ def _records(dump):
             if "-ncd-" not in name or not name.endswith(".json"):
                 continue
             try:
-                data = fastjson.load_file(fd, name, 4 * 1024 * 1024)
+                data = fsutil.load_json(fd, name, 4 * 1024 * 1024)
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict):

@@ -23,7 +23,7 @@ ignored, never an error. Data files are never read.
 import os
 import re
 
-from . import fastjson, fsutil, nrt_status
+from . import fsutil, nrt_status
 
 RECORD_MAX_BYTES = 256 * 1024  # a record of our hook with default limits is a few KiB
 MAX_RECORDS = 512  # 64 ranks x 3 calls = 192 on the largest instance today
@@ -181,7 +181,7 @@ def _from_records(meta, fd, names):
             if info.st_size > min(RECORD_MAX_BYTES, budget):
                 raise ValueError("too large")
             budget -= info.st_size
-            data = fastjson.load_file(fd, name, RECORD_MAX_BYTES)
+            data = fsutil.load_json(fd, name, RECORD_MAX_BYTES)
         except Exception:  # links, FIFOs, garbage, nesting too deep: a forged record is ignored
             meta.records_ignored += 1
             continue

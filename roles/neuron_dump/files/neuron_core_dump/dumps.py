@@ -21,7 +21,7 @@ import pwd
 import stat
 import time
 
-from . import fastjson, fsutil, spool, state
+from . import fsutil, spool, state
 
 PENDING = "pending"
 UPLOADED = "uploaded"
@@ -183,7 +183,7 @@ def _read_states_readonly(state_dir):
         for name in os.listdir(fd):
             if name.endswith(".json") and not name.startswith("."):
                 try:
-                    data = fastjson.load_file(fd, name, state.MAX_STATE_BYTES)
+                    data = fsutil.load_json(fd, name, state.MAX_STATE_BYTES)
                     if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
                         result.append(data)
                 except (OSError, ValueError):

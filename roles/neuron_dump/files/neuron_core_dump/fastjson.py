@@ -130,12 +130,3 @@ def _encode(value, parts, indent, level):
         parts.append("]")
     else:
         parts.append(_quote(str(value)))
-
-
-def load_file(dir_fd, name, limit):
-    """Parse the small JSON file ``name`` below ``dir_fd`` (symlinks are not followed, at
-    most ``limit`` bytes). Raises OSError or ValueError."""
-    from . import fsutil
-
-    raw, _unused = fsutil.read_small(dir_fd, name, limit)
-    return loads(raw.decode("utf-8"))

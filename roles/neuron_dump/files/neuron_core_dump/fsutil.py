@@ -341,3 +341,21 @@ def remove_tree(parent_fd, name, depth=16):
     finally:
         os.close(fd)
     os.rmdir(name, dir_fd=parent_fd)
+
+
+def load_json(dir_fd, name, limit):
+    """Parse the small JSON file ``name`` below ``dir_fd`` (symlinks are not followed, at most
+    ``limit`` bytes). With fastjson's parser: ``status`` reads the state files through here and
+    starts without json (and the re/enum it imports). Raises OSError or ValueError."""
+    from . import fastjson
+
+    raw, _unused = read_small(dir_fd, name, limit)
+    return fastjson.loads(raw.decode("utf-8"))
+
+
+def dump_json(data, indent=None):
+    """``data`` as ASCII JSON bytes, for the uploader's state files (not on the hook's or
+    ``status``' path, so the json module is imported here, when a file is written)."""
+    import json
+
+    return json.dumps(data, indent=indent).encode("ascii")

@@ -53,7 +53,10 @@ def load_config(path):
 
 
 def expand_template(template, flags):
-    """Expand the runtime's ``%d %c %p %t %l %i %%`` variables (unknown ``%X`` -> ``%``)."""
+    """Expand the runtime's ``%d %c %p %t %l %i %%`` variables (unknown ``%X`` -> ``%``) with
+    the rules the modules check patterns with (patterns.py, shared with module_utils)."""
+    from .patterns import expand
+
     values = {
         "d": flags.get("date-time") or time.strftime("%Y%m%d-%H%M%S"),
         "c": flags.get("cluster-id") or "none",
@@ -62,23 +65,8 @@ def expand_template(template, flags):
         "l": flags.get("log-id") or "none",
         "i": flags.get("instance-id") or "none",
     }
-    out = []
-    index = 0
-    while index < len(template):
-        char = template[index]
-        if char == "%" and index + 1 < len(template):
-            nxt = template[index + 1]
-            if nxt == "%":
-                out.append("%")
-            else:
-                value = values.get(nxt)
-                # a value must stay one path component
-                out.append(value.replace("/", "_") if value is not None else "%")
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
+    # a value must stay one path component
+    return expand(template, {key: value.replace("/", "_") for key, value in values.items()})
 
 
 def open_dump_dir(path, config):

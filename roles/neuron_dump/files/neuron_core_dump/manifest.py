@@ -18,9 +18,10 @@ links, foreign owner, reserved name); ``written``.
 """
 
 import hashlib
+import json
 import time
 
-from . import fastjson, hostinfo, keys, s3
+from . import hostinfo, keys, s3
 
 SUFFIX = "-manifest.json"
 SCHEMA = "neuron-core-dump/manifest/v2"
@@ -69,12 +70,12 @@ def document(progress, dump_info, target, user_name):
 def write(client, progress, dump_info, target, user_name, logger):
     """Write (or rewrite) the manifest of ``progress.prefix`` unless it is unchanged; see the module docstring."""
     content = document(progress, dump_info, target, user_name)
-    fingerprint = hashlib.sha256(fastjson.dumps(content).encode("ascii")).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps(content).encode("ascii")).hexdigest()
     previous = progress.prefix.get("manifest") or {}
     if previous.get("fingerprint") == fingerprint:
         return
     content["written"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    data = fastjson.dumps(content, indent=1).encode("ascii")
+    data = json.dumps(content, indent=1).encode("ascii")
     if previous.get("key"):
         candidates = [previous["key"]]
     else:
@@ -124,7 +125,7 @@ def _put(client, target, key, data, our_etag, content):
     if existing is None:
         return put(if_none_match=True)
     try:
-        other = fastjson.loads(existing[0].decode("utf-8"))
+        other = json.loads(existing[0].decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return False
     # v1 manifests (before owners were recorded) have no entry_uid: the dump dir and host decide

@@ -24,12 +24,13 @@ hanging command) new ones are dropped and logged: the dumps themselves are not a
 """
 
 import contextlib
+import json
 import os
 import signal
 import threading
 import time
 
-from . import fastjson, hostinfo, keys
+from . import hostinfo, keys
 
 # The fixed id of "a dump's manifest was written" in the journal (docs/operations.md). Never change it.
 MESSAGE_ID = "3b3fa714a115419c820e95de66c4546c"
@@ -200,7 +201,7 @@ def run_command(argv, user, data, timeout, logger):
             logger.error("notify: cannot start %s for %s: %s" % (argv[0], keys.display(str(where)), exc))
             return None
         try:
-            proc.communicate(fastjson.dumps(data).encode("ascii") + b"\n", timeout=timeout)
+            proc.communicate(json.dumps(data).encode("ascii") + b"\n", timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             logger.error(

@@ -31,9 +31,9 @@ import stat
 import sys
 import time
 
-from . import log, origin
+from . import layout, log, origin
 
-CONTAINER_MOUNT = "/var/lib/neuron-core-dump/dumps"
+CONTAINER_MOUNT = layout.DUMP_ROOT  # the same path inside the container as on the host
 MAX_STATE_BYTES = 1024 * 1024
 MS_BIND, MS_REMOUNT, MS_NOSUID, MS_NODEV, MS_NOEXEC = 4096, 32, 2, 4, 8
 MNT_DETACH = 2

@@ -18,7 +18,7 @@ with it), into the dump's upload state (key ``origin``) and so into its manifest
 
 import os
 
-from . import fastjson, fsutil, keys, state
+from . import fsutil, keys, state
 
 SCHEMA = "neuron-core-dump/container-origin/v1"
 RECORD_MAX_BYTES = 64 * 1024
@@ -54,7 +54,7 @@ def _read_hook_record(area, container_id):
         info = os.lstat(container_id + ".json", dir_fd=fd)
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
             return {}  # not the hook's (root 0600): a container's root may have put it there
-        data = fastjson.load_file(fd, container_id + ".json", RECORD_MAX_BYTES)
+        data = fsutil.load_json(fd, container_id + ".json", RECORD_MAX_BYTES)
     except (OSError, ValueError):
         return {}
     finally:

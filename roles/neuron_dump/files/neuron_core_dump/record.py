@@ -9,8 +9,8 @@ into one ``%d-%c`` directory at the same moment never collide.
 import os
 import time
 
-from . import __version__
 from .hostinfo import hostname, safe_token
+from .layout import VERSION
 
 SCHEMA = "neuron-core-dump/record/v1"
 MAX_ENV_VARS = 256
@@ -54,7 +54,7 @@ def build(flags, argv, instance_id, instance_id_source, versions, max_chars, ext
     now_ns = time.time_ns()
     record = {
         "schema": SCHEMA,
-        "hook_version": __version__,
+        "hook_version": VERSION,
         "kind": kind_of(flags),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now_ns // 1000000000))
         + ".%06dZ" % (now_ns // 1000 % 1000000),

@@ -15,6 +15,7 @@ The scratch dir, its spool entries and the temporary runtime file are removed af
 """
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -23,9 +24,9 @@ import tempfile
 import time
 
 from . import config as config_mod
-from . import fastjson, fsutil, hostinfo, s3, spool
+from . import fsutil, hostinfo, layout, s3, spool
 
-DEFAULT_HOOK = "/opt/aws/neuron/bin/neuron-dump"
+DEFAULT_HOOK = layout.HOOK
 MARKER = "NEURON_CORE_DUMP_HOOK_VERSION"
 
 
@@ -155,7 +156,7 @@ def _check_scratch(report, scratch, instance_id, runtime_name):
     for record_name in core + runtime:
         try:
             with open(os.path.join(scratch, record_name), "rb") as handle:
-                data = fastjson.loads(handle.read().decode("utf-8"))
+                data = json.loads(handle.read().decode("utf-8"))
             mode = stat.S_IMODE(os.lstat(os.path.join(scratch, record_name)).st_mode)
         except (OSError, ValueError) as exc:
             report.add("record %s" % record_name, False, str(exc))

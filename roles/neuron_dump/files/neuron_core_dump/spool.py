@@ -155,7 +155,9 @@ class Spool:
         return _load_queue(self.queue_fd, logger)
 
     def save(self, name, data):
-        fsutil.replace_file(self.queue_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+        import json  # the uploader's side: the hook writes its entries with fastjson
+
+        fsutil.replace_file(self.queue_fd, name, json.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
 
     def remove(self, name):
         fsutil.quietly(os.unlink, name, dir_fd=self.queue_fd)
@@ -172,7 +174,7 @@ class Spool:
             if name.startswith("."):
                 continue
             try:
-                data = fastjson.load_file(self.incoming_fd, name, MAX_ENTRY_BYTES)
+                data = fsutil.load_json(self.incoming_fd, name, MAX_ENTRY_BYTES)
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict) and data.get("dump_dir") == dump_dir:
@@ -220,6 +222,8 @@ _QUIET = _Quiet()
 
 def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
+    import json  # the uploader's side, like save()
+
     claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
@@ -242,7 +246,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
                 raw = os.read(fd, MAX_ENTRY_BYTES + 1)
             finally:
                 os.close(fd)
-            entry = validate_entry(fastjson.loads(raw.decode("utf-8")))
+            entry = validate_entry(json.loads(raw.decode("utf-8")))
             queued = {
                 "entry": entry,
                 "uid": info.st_uid,
@@ -252,7 +256,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
                 "done": None,
             }
             final = name if name.endswith(".json") and len(name) < 200 else fsutil.unique_suffix() + ".json"
-            fsutil.replace_file(queue_fd, final, fastjson.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
+            fsutil.replace_file(queue_fd, final, json.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
             claimed[final] = queued
         except (ValueError, OSError) as exc:
             logger.warning("rejected spool entry %r: %s" % (name, exc))
@@ -267,7 +271,7 @@ def _load_queue(queue_fd, logger):
         if name.startswith(".") or not name.endswith(".json"):
             continue
         try:
-            data = fastjson.load_file(queue_fd, name, MAX_ENTRY_BYTES * 2)
+            data = fsutil.load_json(queue_fd, name, MAX_ENTRY_BYTES * 2)
             if isinstance(data, dict) and isinstance(data.get("entry"), dict):
                 result[name] = data
         except (ValueError, OSError) as exc:
@@ -323,7 +327,7 @@ def incoming_dump_dirs(spool_dir, limit):
         dirs = set()
         for name in names:
             try:
-                dirs.add(validate_entry(fastjson.load_file(fd, name, MAX_ENTRY_BYTES))["dump_dir"])
+                dirs.add(validate_entry(fsutil.load_json(fd, name, MAX_ENTRY_BYTES))["dump_dir"])
             except (OSError, ValueError):
                 continue
         return dirs

@@ -20,7 +20,7 @@ import errno
 import os
 import time
 
-from . import fastjson, fsutil
+from . import fsutil
 
 # not "dumps": that is the default dump root (1733, user-writable) in the same state_dir
 UPLOADS = "uploads"
@@ -78,7 +78,7 @@ class Store:
 
     def load_dump(self, dump_dir):
         try:
-            data = fastjson.load_file(self.dumps_fd, dump_key(dump_dir) + ".json", MAX_STATE_BYTES)
+            data = fsutil.load_json(self.dumps_fd, dump_key(dump_dir) + ".json", MAX_STATE_BYTES)
             if isinstance(data, dict) and data.get("dump_dir") == dump_dir:
                 data.setdefault("prefixes", {})
                 return data
@@ -91,7 +91,7 @@ class Store:
     def save_dump(self, data):
         data["updated_ns"] = time.time_ns()
         name = dump_key(data["dump_dir"]) + ".json"
-        fsutil.replace_file(self.dumps_fd, name, fastjson.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+        fsutil.replace_file(self.dumps_fd, name, fsutil.dump_json(data, indent=1), 0o600, fsync=False)
 
     def forget_dump(self, dump_dir):
         for name in (dump_key(dump_dir) + ".json", dump_key(dump_dir) + ".lock"):
@@ -104,7 +104,7 @@ class Store:
             if name.startswith(".") or not name.endswith(".json"):
                 continue
             try:
-                data = fastjson.load_file(self.dumps_fd, name, MAX_STATE_BYTES)
+                data = fsutil.load_json(self.dumps_fd, name, MAX_STATE_BYTES)
             except (ValueError, OSError):
                 continue
             if isinstance(data, dict) and isinstance(data.get("dump_dir"), str):
@@ -120,7 +120,7 @@ class Store:
 
     def load_status(self):
         try:
-            data = fastjson.load_file(self.fd, STATUS, MAX_STATE_BYTES)
+            data = fsutil.load_json(self.fd, STATUS, MAX_STATE_BYTES)
             if isinstance(data, dict):
                 return data
         except (ValueError, OSError):
@@ -132,7 +132,7 @@ class Store:
         with _FileLock(self.locks_fd, STATUS_LOCK, 30):
             status = self.load_status()
             change(status)
-            fsutil.replace_file(self.fd, STATUS, fastjson.dumps(status, indent=1).encode("ascii"), 0o644, fsync=False)
+            fsutil.replace_file(self.fd, STATUS, fsutil.dump_json(status, indent=1), 0o644, fsync=False)
             return status
 
     # --- host-wide rate limits --------------------------------------------------------------
@@ -159,7 +159,7 @@ class Store:
             minute = int(time.time() // 60)
             buckets = usage.setdefault(str(uid), {})
             buckets[str(minute)] = int(buckets.get(str(minute), 0)) + int(count)
-            fsutil.replace_file(self.fd, QUOTA, fastjson.dumps(usage).encode("ascii"), 0o600, fsync=False)
+            fsutil.replace_file(self.fd, QUOTA, fsutil.dump_json(usage), 0o600, fsync=False)
 
     def uids_over_byte_quota(self, limit):
         """uids (ints) that uploaded more than ``limit`` bytes in the last hour; none when limit is 0."""
@@ -170,7 +170,7 @@ class Store:
 
     def _load_quota(self):
         try:
-            data = fastjson.load_file(self.fd, QUOTA, MAX_STATE_BYTES)
+            data = fsutil.load_json(self.fd, QUOTA, MAX_STATE_BYTES)
         except (ValueError, OSError):
             return {}
         if not isinstance(data, dict):
@@ -192,7 +192,7 @@ def read_status(state_dir):
     except OSError:
         return {}
     try:
-        data = fastjson.load_file(fd, STATUS, MAX_STATE_BYTES)
+        data = fsutil.load_json(fd, STATUS, MAX_STATE_BYTES)
         return data if isinstance(data, dict) else {}
     except (ValueError, OSError):
         return {}

@@ -43,7 +43,7 @@ def fleet():
     os.environ.update(ncd_bed.S3_ENV)
     try:
         lib = os.path.join(root, "lib")
-        shutil.copytree(ncd_bed.PACKAGE_DIR, os.path.join(lib, "neuron_core_dump"))
+        ncd_bed.scratch_install.install(lib)
         bed = ncd_bed.Bed(os.path.join(root, "bed"), lib, moto)
         os.makedirs(os.path.join(root, "host", "etc"))
         with open(os.path.join(root, "host", "etc", "environment"), "wb") as handle:

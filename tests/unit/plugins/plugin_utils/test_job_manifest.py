@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 
 import pytest
+import scratch_install
 from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import job_manifest
 
-FILES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "neuron_dump", "files")
-sys.path.insert(0, os.path.abspath(FILES_DIR))
+sys.path.insert(0, scratch_install.importable())
 
-from neuron_core_dump import keys, manifest  # noqa: E402  (the host program, stdlib only)
+from neuron_core_dump import keys, manifest
 
 SHA = "0" * 64
 
