@@ -221,7 +221,7 @@ def build_rpm(name: str, version: str, tree: str, out_dir: str, arch: str, requi
         rel_dir = "/" + os.path.relpath(dirpath, tree).lstrip(".")
         for name_ in sorted(filenames):
             path = os.path.join(rel_dir, name_).replace("//", "/")
-            files.append(('%config(noreplace) "%s"' if path.startswith("/etc/") else '"%s"') % path)
+            files.append(('%%config(noreplace) "%s"' if path.startswith("/etc/") else '"%s"') % path)
         if not filenames and not dirnames:
             files.append('%%dir "%s"' % rel_dir)
     spec = "\n".join(

@@ -21,7 +21,11 @@ if ! podman image exists "$image"; then
   debootstrap --variant=minbase --include="$include" bullseye "$work/rootfs" "$mirror" >&2
   tar -C "$work/rootfs" -c . | podman import - "$image" >&2
 fi
-podman run --rm --network host -v "$repo:/src:ro" "$image" bash -euc '
+# pip in the container trusts what the host's pip trusts (a TLS-inspecting proxy's CA, if any).
+ca=()
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
+  ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/ncd-host-ca.crt:ro -e PIP_CERT=/etc/ssl/ncd-host-ca.crt)
+podman run --rm --network host "${ca[@]}" -v "$repo:/src:ro" "$image" bash -euc '
   python3 --version
   python3 -m venv /venv
   /venv/bin/pip install -q --disable-pip-version-check '"$pins"' "moto[server]" pytest pytest-xdist
