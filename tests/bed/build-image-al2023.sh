@@ -30,8 +30,10 @@ root=$work/rootfs
 # Apt inside a test host must see only the bed's repositories, never the internet.
 rm -f "$root/etc/apt/sources.list" "$root"/etc/apt/sources.list.d/*
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
-# The identity AL2023 ships (os-release and system-release of the amazonlinux:2023 image).
-cat > "$root/etc/os-release" <<'OSR'
+# The identity AL2023 ships (os-release and system-release of the amazonlinux:2023 image);
+# /etc/os-release is a symlink to /usr/lib/os-release there as on Debian.
+rm -f "$root/etc/os-release" "$root/usr/lib/os-release" "$root/etc/debian_version" "$root/etc/lsb-release"
+cat > "$root/usr/lib/os-release" <<'OSR'
 NAME="Amazon Linux"
 VERSION="2023"
 ID="amzn"
@@ -49,7 +51,7 @@ VENDOR_NAME="AWS"
 VENDOR_URL="https://aws.amazon.com/"
 SUPPORT_END="2029-06-30"
 OSR
-rm -f "$root/usr/lib/os-release" "$root/etc/debian_version" "$root/etc/lsb-release"
+ln -s ../usr/lib/os-release "$root/etc/os-release"
 echo "Amazon Linux release 2023.6.20241212 (Amazon Linux)" > "$root/etc/system-release"
 ln -s system-release "$root/etc/amazon-linux-release"
 # dnf's $releasever (AL2023 takes it from the system-release package, absent from this rpmdb).
