@@ -63,6 +63,16 @@ AL2023_OS_RPMS = {
     "python3-dnf-plugin-versionlock": ("4.3.1", ("dnf-plugins-core",), ("python3-dnf-plugins-core",)),
     "python3-dnf-plugin-post-transaction-actions": ("4.3.1", ("dnf-plugins-core",), ("python3-dnf-plugins-core",)),
 }
+# Debian 12's post-transaction-actions 4.3.1 calls libdnf.conf.ConfigParser_substitute, which
+# Debian's libdnf bindings (built with SWIG 4.1) expose only as ConfigParser.substitute, so the
+# plugin fails on every action. AL2023's libdnf bindings have the name the plugin calls; the bed's
+# rpm gets this one-line compatibility fix (nothing else of the plugin changes).
+_DNF_PLUGIN_PATCHES = {
+    "usr/lib/python3/dist-packages/dnf-plugins/post-transaction-actions.py": (
+        "libdnf.conf.ConfigParser_substitute(",
+        'getattr(libdnf.conf, "ConfigParser_substitute", None) or libdnf.conf.ConfigParser.substitute)(',
+    ),
+}
 # Which files of the dnf-plugins-core deb go into which rpm (AL2023 splits it the same way).
 _DNF_PLUGIN_FILES = {
     "python3-dnf-plugins-core": ("usr/lib/python3/dist-packages/dnfpluginscore/",),
@@ -314,7 +324,8 @@ def build_al2023_os_repo(image: str) -> None:
     os_home = os.path.join(BED, "gnupg-al2023")
     ensure_key(os_home, AL2023_OS_KEY_UID)
     export_key(os_home, AL2023_OS_KEY_UID, os.path.join(WWW, "keys", "al2023-os.asc"), armor=True)
-    stamp_value = hashlib.sha256((image + json.dumps(AL2023_OS_RPMS, sort_keys=True)).encode()).hexdigest()
+    recipe = json.dumps([AL2023_OS_RPMS, _DNF_PLUGIN_FILES, _DNF_PLUGIN_PATCHES], sort_keys=True)
+    stamp_value = hashlib.sha256((image + recipe).encode()).hexdigest()
     stamp = os.path.join(repo, ".recipe")
     if os.path.exists(stamp):
         with open(stamp, encoding="utf-8") as handle:
@@ -352,6 +363,14 @@ def build_al2023_os_repo(image: str) -> None:
                 else:
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
                     shutil.copy2(src, dest)
+                if rel in _DNF_PLUGIN_PATCHES:
+                    before, after = _DNF_PLUGIN_PATCHES[rel]
+                    with open(dest, encoding="utf-8") as handle:
+                        text = handle.read()
+                    if before not in text:
+                        raise RuntimeError("%s: %r not found; the compatibility fix is outdated" % (rel, before))
+                    with open(dest, "w", encoding="utf-8") as handle:
+                        handle.write(text.replace(before, "(" + after, 1))
         build_rpm(name, version, tree, repo, "noarch", requires)
     make_yum_repo(repo, os_home, AL2023_OS_KEY_UID)
     with open(stamp, "w", encoding="utf-8") as handle:
