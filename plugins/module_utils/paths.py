@@ -20,6 +20,9 @@ UNIT_DROPIN_NAME = "50-neuron-core-dump.conf"
 # that the neuron_dump role diverts aside.
 HOOK = "/opt/aws/neuron/bin/neuron-dump"
 VENDOR_HOOK = "/opt/aws/neuron/bin/neuron-dump.distrib"
+# The neuron_dump role's byte-for-byte copy of the hook it installed: the hook is compared with it
+# (drift by checksum), and on RPM hosts the dnf action re-installs it after aws-neuronx-tools changes.
+HOOK_REFERENCE = "/usr/local/lib/neuron-core-dump/neuron-dump.hook"
 
 # Where core_dump remembers the hook mode it changed, so it can restore exactly.
 HOOK_STATE = "/var/lib/neuron-core-dump/core-dump-hook-state.json"

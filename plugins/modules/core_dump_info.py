@@ -200,7 +200,10 @@ hook:
   description:
     - The hook at C(/opt/aws/neuron/bin/neuron-dump). C(kind) is C(ours) when its first 4 KiB contain
       C(NEURON_CORE_DUMP_HOOK_VERSION = "x.y.z"), C(vendor) for any other file, or C(missing).
-    - Also reports C(version), C(sha256), C(mode), C(owner) and C(group). C(executable_by) gives a result and
+    - Also reports C(version), C(sha256), C(mode), C(owner) and C(group). C(expected_sha256) is the checksum of
+      the copy the neuron_dump role keeps of the hook it installed (null without the role); a hook with another
+      checksum is a drift finding (C(where=hook)), whatever O(expect) is.
+    - C(executable_by) gives a result and
       reason for C(root), C(any_user) and C(workload_user). C(gate_executable) is the value used for the gate.
       C(disabled_by_core_dump) is true when the module's record of removed execute bits exists.
   returned: always
@@ -584,8 +587,32 @@ def vendor_report(module):
     }
 
 
+def hook_reference_sha256():
+    """sha256 of the neuron_dump role's copy of the hook it installed; None without one."""
+    try:
+        return installed_hook.sha256_file(paths.HOOK_REFERENCE)
+    except OSError:
+        return None
+
+
+def hook_drift(hook_info):
+    """A finding when the hook is not, byte for byte, the one the neuron_dump role installed."""
+    expected = hook_info["expected_sha256"]
+    if expected is None or hook_info["sha256"] == expected:
+        return []
+    return [
+        {
+            "where": "hook",
+            "reason": "%s is %s (sha256 %s), not the hook the neuron_dump role installed (sha256 %s, copy in %s): "
+            "a package transaction or a hand edit replaced it; run the neuron_dump role"
+            % (paths.HOOK, hook_info["kind"], hook_info["sha256"], expected, paths.HOOK_REFERENCE),
+        }
+    ]
+
+
 def hook_report(workload_user):
     report = installed_hook.identify(paths.HOOK)
+    report["expected_sha256"] = hook_reference_sha256()
     report["executable_by"] = installed_hook.executable_by(paths.HOOK, workload_user)
     who = "workload_user" if workload_user else "any_user"
     report["gate_executable"] = report["executable_by"][who]["executable"]
@@ -638,7 +665,7 @@ def main():
     hook_ok = hook_info["gate_executable"]
     target_reports = read_targets(units, systemd.expands, hook_ok)
     ctx_list, live = read_contexts(module, systemd, units, hook_ok, target_reports)
-    findings = drift.find(ctx_list, target_reports, params["expect"], live)
+    findings = drift.find(ctx_list, target_reports, params["expect"], live) + hook_drift(hook_info)
     if params["expect"] == "enabled" and not hook_ok:
         findings.append(
             {

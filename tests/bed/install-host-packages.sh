@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the host packages the bed needs, only when one is missing (re-runs stay fast).
 set -euo pipefail
-packages=(podman runc debootstrap dpkg-dev gnupg python3-venv)
+# rpm (rpmbuild, rpmsign) and createrepo-c: the bed's signed rpm repositories.
+packages=(podman runc debootstrap dpkg-dev gnupg python3-venv rpm createrepo-c)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

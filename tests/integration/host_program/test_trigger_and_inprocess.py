@@ -97,11 +97,12 @@ def test_conditional_put_is_used_for_first_uploads_when_supported(s3bed, moto):
     config = bed.loaded_config()
     boto_client = s3.make_boto_client(config["s3"])
     sent = []
+    # What goes on the wire: botocore >= 1.35 models IfNoneMatch, older botocore (Debian 12's 1.29, the
+    # floor, run by tests/bed/py39-host-program.sh) gets the raw header; the request carries it either way.
     boto_client.meta.events.register(
-        "before-call.s3.PutObject", lambda params, **_unused: sent.append(params["headers"])
+        "before-send.s3.PutObject", lambda request, **_unused: sent.append(dict(request.headers))
     )
     client = s3.Client(config["s3"], client=boto_client)
-    assert client.supports("PutObject", "IfNoneMatch")  # botocore 1.44 here
     # someone else already wrote the key with the same bytes: the upload counts as done, no overwrite
     moto.client().put_object(Bucket=bed.bucket, Key="cond/a", Body=b"same", ChecksumSHA256=_b64sha(b"same"))
     dump = bed.make_dump("dt-cond", {"a": b"same"})
@@ -112,7 +113,7 @@ def test_conditional_put_is_used_for_first_uploads_when_supported(s3bed, moto):
     finally:
         worker.close()
     assert result.groups_done == 1
-    assert sent[0].get("If-None-Match") == "*"
+    assert sent[0].get("If-None-Match") in ("*", b"*")
     assert len(moto.app.ops(bed.bucket, "PutObject", key="cond/a")) == 1  # only the pre-existing write
 
 

@@ -263,3 +263,18 @@ def test_workload_user_adds_a_su_login_context(node, run_module):
     assert contexts["su_login:root"]["variables"][LOCAL] == contract.DEFAULT_LOCAL_DIR
     assert result["hook"]["executable_by"]["workload_user"]["verified"] is True
     assert result["drift"] == []
+
+
+def test_hook_replaced_behind_the_role_is_drift_by_checksum(node, run_module):
+    # The role keeps a copy of the hook it installed; a package transaction that writes the
+    # vendor file over it (rpm without a diversion) or a hand edit is found by checksum.
+    reference = "/usr/local/lib/neuron-core-dump/neuron-dump.hook"
+    node.write(reference, OURS, 0o644)
+    result, _failed = run_module(core_dump_info, {})
+    assert result["hook"]["expected_sha256"] == result["hook"]["sha256"]
+    assert not [f for f in result["drift"] if f["where"] == "hook"]
+    node.write(HOOK, b"#!/bin/sh\n# vendor neuron-dump\n", 0o755)
+    result, _failed = run_module(core_dump_info, {})
+    findings = [f for f in result["drift"] if f["where"] == "hook"]
+    assert len(findings) == 1 and "is vendor" in findings[0]["reason"] and reference in findings[0]["reason"]
+    assert result["hook"]["expected_sha256"] != result["hook"]["sha256"]
