@@ -181,6 +181,25 @@ def write_output(text, output):
     progress("wrote %s" % output)
 
 
+def _in_temp_dir(args, work):
+    """``(work(tmp), None)`` in a fresh temp dir, or ``(None, exit status)`` when it broke or was
+    interrupted; the dir is removed either way unless ``--keep-temp``."""
+    tmp = tempfile.mkdtemp(prefix="ncd-bench-")
+    try:
+        return work(tmp), None
+    except BenchError as exc:
+        progress("FAILED: %s" % exc)
+        return None, 1
+    except KeyboardInterrupt:
+        progress("interrupted")
+        return None, 130
+    finally:
+        if args.keep_temp:
+            progress("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.only_flood:
@@ -189,22 +208,12 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    tmp = tempfile.mkdtemp(prefix="ncd-bench-")
-    try:
-        repeats = args.flood_repeats or (1 if args.quick else 5)
-        sizes = QUICK_SIZES if args.quick else FULL_SIZES
-        facts, blocking, naive, throughput, flood = run_all(tmp, sizes, repeats, args.quick)
-    except BenchError as exc:
-        progress("FAILED: %s" % exc)
-        return 1
-    except KeyboardInterrupt:
-        progress("interrupted")
-        return 130
-    finally:
-        if args.keep_temp:
-            progress("kept %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    repeats = args.flood_repeats or (1 if args.quick else 5)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    results, code = _in_temp_dir(args, lambda tmp: run_all(tmp, sizes, repeats, args.quick))
+    if code is not None:
+        return code
+    facts, blocking, naive, throughput, flood = results
     seconds = time.monotonic() - started
     meta = {
         "command": " ".join(["python3", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
@@ -232,21 +241,11 @@ def main(argv=None):
 def main_flood_only(args, argv):
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    tmp = tempfile.mkdtemp(prefix="ncd-bench-")
     started = time.monotonic()
-    try:
-        flood = run_flood_only(tmp, args.flood_repeats or (1 if args.quick else 5), args.quick)
-    except BenchError as exc:
-        progress("FAILED: %s" % exc)
-        return 1
-    except KeyboardInterrupt:
-        progress("interrupted")
-        return 130
-    finally:
-        if args.keep_temp:
-            progress("kept %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    repeats = args.flood_repeats or (1 if args.quick else 5)
+    flood, code = _in_temp_dir(args, lambda tmp: run_flood_only(tmp, repeats, args.quick))
+    if code is not None:
+        return code
     header = "<!-- %s, %s, %.0f s, load average at the end %.1f / %.1f / %.1f -->" % (
         " ".join(["python3", "bench/run.py", *argv]),
         date,
