@@ -155,9 +155,7 @@ class Spool:
         return _load_queue(self.queue_fd, logger)
 
     def save(self, name, data):
-        import json  # the uploader's side: the hook writes its entries with fastjson
-
-        fsutil.replace_file(self.queue_fd, name, json.dumps(data, indent=1).encode("ascii"), 0o600, fsync=False)
+        fsutil.replace_file(self.queue_fd, name, fsutil.dump_json(data, indent=1), 0o600, fsync=False)
 
     def remove(self, name):
         fsutil.quietly(os.unlink, name, dir_fd=self.queue_fd)
@@ -222,8 +220,6 @@ _QUIET = _Quiet()
 
 def _claim_incoming(incoming_fd, queue_fd, logger):
     """Move every complete incoming entry into the queue. Returns the claimed names."""
-    import json  # the uploader's side, like save()
-
     claimed = {}
     for name in sorted(os.listdir(incoming_fd)):
         if name.startswith("."):
@@ -246,7 +242,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
                 raw = os.read(fd, MAX_ENTRY_BYTES + 1)
             finally:
                 os.close(fd)
-            entry = validate_entry(json.loads(raw.decode("utf-8")))
+            entry = validate_entry(fastjson.loads(raw.decode("utf-8")))
             queued = {
                 "entry": entry,
                 "uid": info.st_uid,
@@ -256,7 +252,7 @@ def _claim_incoming(incoming_fd, queue_fd, logger):
                 "done": None,
             }
             final = name if name.endswith(".json") and len(name) < 200 else fsutil.unique_suffix() + ".json"
-            fsutil.replace_file(queue_fd, final, json.dumps(queued, indent=1).encode("ascii"), 0o600, fsync=False)
+            fsutil.replace_file(queue_fd, final, fsutil.dump_json(queued, indent=1), 0o600, fsync=False)
             claimed[final] = queued
         except (ValueError, OSError) as exc:
             logger.warning("rejected spool entry %r: %s" % (name, exc))
