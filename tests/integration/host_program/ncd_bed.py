@@ -402,3 +402,25 @@ def mode_of(path):
 
 
 NOBODY = 65534
+
+
+def job_flags(argv, dump):
+    """The runtime passes the job's %d and %c to every call: those of the dump dir's name."""
+    d, _sep, c = os.path.basename(dump)[len("dt-") :].partition("-cid-")
+    argv[argv.index("--date-time") + 1] = d
+    argv[argv.index("--cluster-id") + 1] = c
+    return argv
+
+
+def fail_job(bed, dump, prefix, ranks=2):
+    """What the runtime does per rank: one call per core, then the runtime-generated call."""
+    for rank in range(ranks):
+        pid = 500 + rank
+        env = {"NEURON_PJRT_PROCESS_INDEX": str(rank)}
+        argv = bed.runtime_argv(dump, pid=pid, tid=pid, device=rank, core=1, prefix=prefix)
+        assert bed.run_hook(job_flags(argv, dump), env=env)[0].returncode == 0
+        log = os.path.join(bed.base, "nrt-%d.log" % pid)
+        with open(log, "w") as handle:
+            handle.write("runtime log of rank %d\n" % rank)
+        argv = bed.runtime_argv(dump, pid=pid, tid=pid, log_id=9, prefix=prefix, runtime_file=log)
+        assert bed.run_hook(job_flags(argv, dump), env=env)[0].returncode == 0

@@ -10,34 +10,12 @@ import struct
 import time
 
 import pytest
-from ncd_bed import INSTANCE_ID, NOBODY
+from ncd_bed import INSTANCE_ID, NOBODY, fail_job
 
 JOB = "dt-20260101-000000-cid-0000000000000000"
 KEYS = {"name", "path", "job_key", "job", "time", "error_code", "error_name", "error_location", "neff_name",
         "neff_uuid", "pids", "ranks", "devices", "cores", "files", "bytes", "origin", "upload"}  # fmt: skip
 MESSAGE_ID = "3b3fa714a115419c820e95de66c4546c"  # docs/operations.md: fixed forever
-
-
-def _job_flags(argv, dump):
-    """The runtime passes the job's %d and %c to every call: those of the dump dir's name."""
-    d, _sep, c = os.path.basename(dump)[len("dt-") :].partition("-cid-")
-    argv[argv.index("--date-time") + 1] = d
-    argv[argv.index("--cluster-id") + 1] = c
-    return argv
-
-
-def _fail(bed, dump, prefix, ranks=2):
-    """What the runtime does per rank: one call per core, then the runtime-generated call."""
-    for rank in range(ranks):
-        pid = 500 + rank
-        env = {"NEURON_PJRT_PROCESS_INDEX": str(rank)}
-        argv = bed.runtime_argv(dump, pid=pid, tid=pid, device=rank, core=1, prefix=prefix)
-        assert bed.run_hook(_job_flags(argv, dump), env=env)[0].returncode == 0
-        log = os.path.join(bed.base, "nrt-%d.log" % pid)
-        with open(log, "w") as handle:
-            handle.write("runtime log of rank %d\n" % rank)
-        argv = bed.runtime_argv(dump, pid=pid, tid=pid, log_id=9, prefix=prefix, runtime_file=log)
-        assert bed.run_hook(_job_flags(argv, dump), env=env)[0].returncode == 0
 
 
 def _listing(bed, *args):
@@ -54,9 +32,9 @@ def _by_name(listing):
 def test_two_dumps_uploaded_and_failing_have_the_right_fields(s3bed):
     bed = s3bed
     done, failing = bed.dump_dir(JOB), bed.dump_dir("dt-20260102-000000-cid-00000000000000ff")
-    _fail(bed, done, "s3://%s/fleet/%s" % (bed.bucket, JOB))
+    fail_job(bed, done, "s3://%s/fleet/%s" % (bed.bucket, JOB))
     bed.run_cli("upload", check=True)
-    _fail(bed, failing, "s3://%s/fleet/other" % bed.bucket, ranks=1)
+    fail_job(bed, failing, "s3://%s/fleet/other" % bed.bucket, ranks=1)
     bed.write_config({"s3": dict(bed.base_config()["s3"], endpoint_url="http://127.0.0.1:9", max_attempts=1)})
     assert bed.run_cli("upload").returncode == 1  # S3 unreachable for this one: it stays queued
     listing = _listing(bed)
@@ -181,7 +159,7 @@ def test_the_command_gets_one_message_per_dump_as_the_user(s3bed):
     assert bed.run_cli("check-config", check=True).returncode == 0
     dump = bed.dump_dir(JOB)
     prefix = "s3://%s/fleet/%s" % (bed.bucket, JOB)
-    _fail(bed, dump, prefix)
+    fail_job(bed, dump, prefix)
     bed.run_cli("upload", check=True)  # returns once its notifications are done
     bed.enqueue(dump, prefix)  # the same dump again, nothing new in it: no second message
     bed.run_cli("upload", check=True)
@@ -302,7 +280,7 @@ def test_a_journal_entry_with_the_fixed_message_id(s3bed):
     try:
         bed.write_config({"notify": {"journal_socket": path}})
         dump = bed.dump_dir(JOB)
-        _fail(bed, dump, "s3://%s/j/%s" % (bed.bucket, JOB), ranks=1)
+        fail_job(bed, dump, "s3://%s/j/%s" % (bed.bucket, JOB), ranks=1)
         bed.run_cli("upload", check=True)
         fields = _parse_native(server.recv(65536))
     finally:

@@ -20,24 +20,11 @@ from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils.fleet_report 
     render_markdown,
     summary_lines,
 )
-from ncd_bed import Bed
+from ncd_bed import Bed, fail_job
 
 JOB_1 = "dt-20260301-101500-cid-00000000000000aa"  # on both hosts
 JOB_2 = "dt-20260302-080000-cid-00000000000000bb"  # on host A only, newer
 HOST_A, HOST_B = "i-000000000000000aa", "i-000000000000000bb"
-
-
-def _fail(bed, job, prefix, ranks):
-    """The runtime's calls for one job on one host: one per rank and core, %d/%c of the job."""
-    d, _sep, c = job[len("dt-") :].partition("-cid-")
-    dump = bed.dump_dir(job)
-    for rank in range(ranks):
-        pid = 700 + rank
-        argv = bed.runtime_argv(dump, pid=pid, tid=pid, device=rank, core=0, prefix=prefix)
-        argv[argv.index("--date-time") + 1] = d
-        argv[argv.index("--cluster-id") + 1] = c
-        result = bed.run_hook(argv, env={"NEURON_PJRT_PROCESS_INDEX": str(rank)})[0]
-        assert result.returncode == 0, result.stderr
 
 
 def _host(lib_dir, moto, iid):
@@ -75,10 +62,10 @@ def fleet(lib_dir, moto):
 def test_two_jobs_on_two_hosts_with_one_pending_make_the_right_jobs_rows(fleet):
     bucket, a, b = fleet
     prefix_1, prefix_2 = ("s3://%s/neuron/%s" % (bucket, job) for job in (JOB_1, JOB_2))
-    _fail(a, JOB_1, prefix_1, ranks=2)
-    _fail(b, JOB_1, prefix_1, ranks=2)
+    fail_job(a, a.dump_dir(JOB_1), prefix_1, ranks=2)
+    fail_job(b, b.dump_dir(JOB_1), prefix_1, ranks=2)
     time.sleep(1.1)  # a dump's time has whole seconds: job 2 fails a second later
-    _fail(a, JOB_2, prefix_2, ranks=1)
+    fail_job(a, a.dump_dir(JOB_2), prefix_2, ranks=1)
     assert a.run_cli("upload", check=True).returncode == 0
     b.write_config({"s3": dict(b.base_config()["s3"], endpoint_url="http://127.0.0.1:9", max_attempts=1)})
     assert b.run_cli("upload").returncode == 1  # S3 down for host B: its dump stays queued
