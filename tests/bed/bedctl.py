@@ -118,6 +118,20 @@ def export_key(home: str, uid: str, path: str, armor: bool) -> None:
         gpg(*(["--armor"] if armor else []), "--export", uid, home=home, stdout=out)
 
 
+def built_for(directory: str, recipe_hash: str) -> bool:
+    """Whether ``directory`` was last built from this recipe (its ``.recipe`` stamp)."""
+    stamp = os.path.join(directory, ".recipe")
+    if not os.path.exists(stamp):
+        return False
+    with open(stamp, encoding="utf-8") as handle:
+        return handle.read() == recipe_hash
+
+
+def mark_built(directory: str, recipe_hash: str) -> None:
+    with open(os.path.join(directory, ".recipe"), "w", encoding="utf-8") as handle:
+        handle.write(recipe_hash)
+
+
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -326,11 +340,8 @@ def build_al2023_os_repo(image: str) -> None:
     export_key(os_home, AL2023_OS_KEY_UID, os.path.join(WWW, "keys", "al2023-os.asc"), armor=True)
     recipe = json.dumps([AL2023_OS_RPMS, _DNF_PLUGIN_FILES, _DNF_PLUGIN_PATCHES], sort_keys=True)
     stamp_value = hashlib.sha256((image + recipe).encode()).hexdigest()
-    stamp = os.path.join(repo, ".recipe")
-    if os.path.exists(stamp):
-        with open(stamp, encoding="utf-8") as handle:
-            if handle.read() == stamp_value:
-                return
+    if built_for(repo, stamp_value):
+        return
     shutil.rmtree(repo, ignore_errors=True)
     debs = os.path.join(BED, "build", "al2023-debs")
     shutil.rmtree(debs, ignore_errors=True)
@@ -373,8 +384,7 @@ def build_al2023_os_repo(image: str) -> None:
                         handle.write(text.replace(before, "(" + after, 1))
         build_rpm(name, version, tree, repo, "noarch", requires)
     make_yum_repo(repo, os_home, AL2023_OS_KEY_UID)
-    with open(stamp, "w", encoding="utf-8") as handle:
-        handle.write(stamp_value)
+    mark_built(repo, stamp_value)
 
 
 def image_for(suite: str) -> str:
@@ -398,11 +408,8 @@ def build_os_mirror(suite: str, image: str) -> None:
     """
     mirror = os.path.join(WWW, "debian", suite)
     stamp_value = hashlib.sha256((image + " ".join(OS_MIRROR_PACKAGES)).encode()).hexdigest()
-    stamp = os.path.join(mirror, ".recipe")
-    if os.path.exists(stamp):
-        with open(stamp, encoding="utf-8") as handle:
-            if handle.read() == stamp_value:
-                return
+    if built_for(mirror, stamp_value):
+        return
     shutil.rmtree(mirror, ignore_errors=True)
     os.makedirs(os.path.join(mirror, "pool"))
     upstream = os.environ.get("NCD_BED_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -428,8 +435,7 @@ def build_os_mirror(suite: str, image: str) -> None:
     )
     write_packages_index(mirror, "pool", mirror)
     sign_release(mirror, suite, "Debian bed mirror", ["Packages", "Packages.gz"])
-    with open(stamp, "w", encoding="utf-8") as handle:
-        handle.write(stamp_value)
+    mark_built(mirror, stamp_value)
 
 
 def link_collection() -> None:
