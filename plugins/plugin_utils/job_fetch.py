@@ -19,7 +19,13 @@ No object is read past the size its manifest gives.
 
 Resume: a file already in place with the manifest's size and sha256 is not fetched
 again; temporaries of an interrupted run are removed. Files are fetched by a bounded
-pool of threads; ``progress`` is called with a line every ``progress_interval`` seconds.
+pool of threads, largest first (a dump's one big core file would otherwise start last and
+finish alone). A file larger than one part, from a source that can read byte ranges (S3),
+is fetched as ranges by a second pool of the same size and written at their offsets, then
+hashed whole before the rename. A part is ``RANGE_PART`` (aws s3 cp's chunk size) or the
+job's bytes divided by the threads, whichever is larger: enough ranges that no single
+stream is the critical path, no more (each range is one more request, and some S3
+servers read the whole object to answer one). ``progress`` is called with a line every ``progress_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import stat
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import job_manifest
 
 CHUNK = 1024 * 1024
+# aws s3 cp's default multipart_chunksize: the smallest range a large object is split into.
+RANGE_PART = 8 * CHUNK
 TEMP_PREFIX = ".ncd-fetch-"
 TEMP_SUFFIX = ".part"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -102,11 +110,15 @@ def remove_temporaries(host_fd):
                 os.unlink(name, dir_fd=host_fd)
 
 
+def _open_temporary(host_fd, flags):
+    temp = "%s%d-%s%s" % (TEMP_PREFIX, os.getpid(), uuid.uuid4().hex[:12], TEMP_SUFFIX)
+    flags |= os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    return temp, os.open(temp, flags, 0o644, dir_fd=host_fd)
+
+
 def write_verified(host_fd, entry, chunks, progress):
     """Write ``chunks`` under a temporary name, check size and sha256, rename into place."""
-    temp = "%s%d-%s%s" % (TEMP_PREFIX, os.getpid(), uuid.uuid4().hex[:12], TEMP_SUFFIX)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(temp, flags, 0o644, dir_fd=host_fd)
+    temp, fd = _open_temporary(host_fd, os.O_WRONLY)
     digest = hashlib.sha256()
     size = 0
     try:
@@ -126,6 +138,48 @@ def write_verified(host_fd, entry, chunks, progress):
             raise Mismatch("%d bytes, the manifest says %d" % (size, entry.size))
         if digest.hexdigest() != entry.sha256:
             raise Mismatch("sha256 %s, the manifest says %s" % (digest.hexdigest(), entry.sha256))
+        os.rename(temp, entry.raw, src_dir_fd=host_fd, dst_dir_fd=host_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=host_fd)
+        raise
+
+
+def _write_part(fd, read_range, entry, start, end, progress):
+    """Fetch bytes ``start``..``end`` of ``entry`` and write them at their offset."""
+    offset = start
+    for chunk in read_range(entry, start, end):
+        if offset + len(chunk) > end:
+            raise Mismatch("range %d-%d: more bytes than asked for" % (start, end - 1))
+        view = memoryview(chunk)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            offset += written
+            view = view[written:]
+        progress.add_bytes(len(chunk))
+    if offset != end:
+        raise Mismatch("range %d-%d: %d bytes arrived" % (start, end - 1, offset - start))
+
+
+def write_ranged(host_fd, entry, read_range, progress, pool, part_size):
+    """``write_verified`` for a large object: ranges fetched by ``pool``, the whole file hashed before the rename."""
+    temp, fd = _open_temporary(host_fd, os.O_RDWR)
+    try:
+        futures = []
+        try:
+            for start in range(0, entry.size, part_size):
+                end = min(start + part_size, entry.size)
+                futures.append(pool.submit(_write_part, fd, read_range, entry, start, end, progress))
+        finally:
+            wait(futures)  # no part may still be writing to fd when it is closed (or its number reused)
+            try:
+                for future in futures:
+                    future.result()
+                digest = _sha256_of(fd)  # pwrite left the offset at 0: this reads what landed, in order
+            finally:
+                os.close(fd)
+        if digest != entry.sha256:
+            raise Mismatch("sha256 %s, the manifest says %s" % (digest, entry.sha256))
         os.rename(temp, entry.raw, src_dir_fd=host_fd, dst_dir_fd=host_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -313,8 +367,19 @@ def fetch(
         if not check_mode:
             _check_space(dest, plan)
         progress = Progress(job, len(plan), total, emit, progress_interval)
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            outcomes = list(pool.map(lambda item: _one(source, item, check_mode, progress), plan))
+        largest_first = sorted(range(len(plan)), key=lambda index: -plan[index][2].size)
+        part_size = max(RANGE_PART, -(-total // max(1, threads)))
+        outcomes = [None] * len(plan)
+        # Two pools: a file's worker waits for its ranges, so they must not queue behind it.
+        with (
+            ThreadPoolExecutor(max_workers=max(1, threads)) as parts,
+            ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        ):
+            answers = pool.map(
+                lambda index: _one(source, plan[index], check_mode, progress, (parts, part_size)), largest_first
+            )
+            for index, outcome in zip(largest_first, answers):
+                outcomes[index] = outcome
         if emit and plan:
             emit(progress.line())
     finally:
@@ -376,7 +441,7 @@ def _check_space(dest, plan):
         raise FetchError("%d bytes to fetch, %d free below %s" % (needed, free, dest))
 
 
-def _one(source, item, check_mode, progress):
+def _one(source, item, check_mode, progress, ranged):
     """(outcome, detail) of one file: present, downloaded, would_download, missing, mismatch or error."""
     _manifest, host_fd, entry = item
     try:
@@ -385,7 +450,12 @@ def _one(source, item, check_mode, progress):
             return "present", None
         if check_mode:
             return ("would_download", None) if source.exists(entry) else ("missing", None)
-        write_verified(host_fd, entry, source.chunks(entry), progress)
+        read_range = getattr(source, "range_chunks", None)
+        parts, part_size = ranged
+        if read_range is not None and entry.size > part_size:
+            write_ranged(host_fd, entry, read_range, progress, parts, part_size)
+        else:
+            write_verified(host_fd, entry, source.chunks(entry), progress)
         progress.file_done()
         return "downloaded", None
     except Missing:

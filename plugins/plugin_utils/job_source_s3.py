@@ -57,12 +57,14 @@ class S3Source:
             raise FetchError("cannot list %s: %s" % (self.describe(), exc)) from None
         return sorted(keys)
 
-    def _get(self, key):
+    def _get(self, key, **extra):
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)
         except Exception as exc:
             if _code(exc) in _MISSING:
                 raise Missing(key) from None
+            if _code(exc) == "InvalidRange":
+                raise Mismatch("object shorter than the range %s" % extra.get("Range")) from None
             raise
 
     def read_manifest(self, key, limit):
@@ -93,6 +95,29 @@ class S3Source:
         finally:
             body.close()
 
+    def range_chunks(self, entry, start, end):
+        """Bytes ``start``..``end`` (exclusive) of the object, once its total size is the manifest's."""
+        answer = self._get(entry.key, Range="bytes=%d-%d" % (start, end - 1))
+        body = answer["Body"]
+        total = _range_total(answer.get("ContentRange"))
+        if total != entry.size:
+            body.close()
+            if total is None:
+                raise Mismatch("the server answered a range request without Content-Range")
+            raise Mismatch("object is %d bytes, the manifest says %d" % (total, entry.size))
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+
+def _range_total(content_range):
+    """The total of ``bytes a-b/total``, or None."""
+    try:
+        return int(content_range.rsplit("/", 1)[1])
+    except (AttributeError, IndexError, ValueError):
+        return None
+
 
 def client(region=None, endpoint_url=None, profile=None, addressing_style="auto", threads=8):
     import boto3
@@ -101,7 +126,8 @@ def client(region=None, endpoint_url=None, profile=None, addressing_style="auto"
     session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
     config = Config(
         s3={"addressing_style": addressing_style},
-        max_pool_connections=max(10, threads + 2),
+        # job_fetch runs two pools of ``threads``: whole files, and the ranges of large ones.
+        max_pool_connections=max(10, 2 * threads + 2),
         retries={"max_attempts": 5, "mode": "standard"},
     )
     return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)

@@ -133,6 +133,53 @@ def test_a_truncated_or_longer_object_is_a_mismatch_without_reading_past_its_siz
     assert not result["complete"]
 
 
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Parts of 64 KiB, so the 200 KB core files of the job go the ranged way (with 16 threads the
+    job's fair share per thread, ~38 KB, is below that and the part stays 64 KiB)."""
+    monkeypatch.setattr(job_fetch, "RANGE_PART", 64 * 1024)
+
+
+def test_large_objects_are_fetched_in_ranges_and_verified_whole(job, moto, small_ranges, tmp_path):
+    before = len(moto.app.ops(job["bucket"], "GetObject"))
+    result = _fetch(moto, job, str(tmp_path), expected_hosts=HOSTS, threads=16)
+    assert result["complete"], result["problems"]
+    tree = _tree(tmp_path / JOB)
+    assert {k: v for k, v in tree.items() if not k.endswith(b"-manifest.json")} == _expected(job)
+    gets = moto.app.ops(job["bucket"], "GetObject")[before:]
+    core = "%s/%s-nd0-nc0-pid-7" % (job["key_prefix"], HOSTS[1])
+    ranges = sorted(g["headers"].get("range") for g in gets if g["key"] == core)
+    # 200,001 bytes in 64 KiB parts: four ranges, none past the manifest's size
+    assert ranges == ["bytes=0-65535", "bytes=131072-196607", "bytes=196608-200000", "bytes=65536-131071"]
+    small = [g for g in gets if g["key"].endswith("nrt.log")]
+    assert small and all("range" not in g["headers"] for g in small)
+
+
+def test_a_part_is_the_fair_share_of_the_threads_when_that_is_larger(job, moto, small_ranges, tmp_path):
+    before = len(moto.app.ops(job["bucket"], "GetObject"))
+    assert _fetch(moto, job, str(tmp_path), threads=2)["complete"]  # ~300 KB per thread: nothing is split
+    gets = moto.app.ops(job["bucket"], "GetObject")[before:]
+    assert gets and all("range" not in g["headers"] for g in gets)
+
+
+def test_a_corrupted_or_shortened_large_object_is_never_put_in_place(job, moto, small_ranges, tmp_path):
+    client = moto.client()
+    head = job["key_prefix"] + "/"
+    corrupted, shortened = (head + "%s-nd0-nc0-pid-7" % iid for iid in HOSTS[1:])
+    size = len(client.get_object(Bucket=job["bucket"], Key=corrupted)["Body"].read())
+    client.put_object(Bucket=job["bucket"], Key=corrupted, Body=os.urandom(size))  # same size, other bytes
+    client.put_object(Bucket=job["bucket"], Key=shortened, Body=os.urandom(100_000))
+    result = _fetch(moto, job, str(tmp_path), threads=16)
+    by_host = {h["host"]: h for h in result["hosts"]}
+    assert "sha256" in by_host[HOSTS[1]]["mismatched"][0]["reason"]
+    assert "100000 bytes, the manifest says 200002" in by_host[HOSTS[2]]["mismatched"][0]["reason"]
+    assert by_host[HOSTS[0]]["complete"] and not result["complete"]
+    for iid in HOSTS[1:]:
+        names = os.listdir(tmp_path / JOB / iid)
+        assert "%s-nd0-nc0-pid-7" % iid not in names
+        assert not [n for n in names if n.startswith(".")], names  # no temporary left behind
+
+
 def test_resumed_fetch_gets_only_what_is_missing_or_wrong(job, moto, tmp_path):
     assert _fetch(moto, job, str(tmp_path))["complete"]
     host_dir = tmp_path / JOB / HOSTS[1]
