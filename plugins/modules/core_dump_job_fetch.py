@@ -23,8 +23,10 @@ description:
   - Resumable. A file already in place with the right size and sha256 is not downloaded again. Every file is
     written to a temporary name and renamed into place only after it matched, and temporaries of an interrupted
     run are removed.
-  - Parallel, with O(threads) downloads at a time. A progress line (files, MiB, MiB/s) is printed every
-    O(progress_interval) seconds.
+  - Parallel, with O(threads) files at a time, largest first. An S3 object larger than one part (8 MiB, or the
+    job's bytes divided by O(threads) when that is larger) is fetched as byte ranges by up to O(threads) more
+    connections and verified whole before it is renamed into place. A progress line (files, MiB, MiB/s) is
+    printed every O(progress_interval) seconds.
   - Manifests are not trusted. An entry whose name is not one plain path component (C(..), C(/), NUL, a leading
     dot, the manifest suffix), whose key is not directly below the job prefix, or that is listed twice is rejected
     and never fetched. The job and host directories are opened without following symlinks. No object is read past
@@ -81,7 +83,7 @@ options:
     default: []
   threads:
     description:
-      - Files downloaded at a time, 1 to 64.
+      - Files downloaded at a time, 1 to 64. The byte ranges of large objects use up to as many connections again.
     type: int
     default: 8
   max_file_bytes:
