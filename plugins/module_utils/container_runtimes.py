@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import filewriter, paths
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import containerd_config, filewriter, paths
 
 # Named in messages; the files read are paths.CONTAINERD_CONFIG and paths.DOCKER_DAEMON_JSON.
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
@@ -48,23 +48,26 @@ def version_text(version):
 
 
 def containerd_cdi(version, config_text):
-    """(enabled, why) for containerd from its version and config.toml text."""
-    setting = None
-    for line in (config_text or "").splitlines():
-        match = re.match(r"\s*enable_cdi\s*=\s*(true|false)\b", line)
-        if match:
-            setting = match.group(1) == "true"
+    """(enabled, why) for containerd from its version and config.toml text.
+
+    The file is read by containerd_config, the same reader the containerd_cdi module
+    edits with: ``enable_cdi`` counts only in the CRI plugin's table for the file's
+    config version (a stray key elsewhere is ignored, as containerd ignores it).
+    """
     if version is None:
         return None, "version unknown"
+    if version < (1, 7):
+        return False, "containerd before 1.7 has no CDI"
+    setting, where = containerd_config.cdi_setting(config_text, version)
+    if setting is None and where != "not set":
+        return None, where
     if version >= (2, 0):
         if setting is False:
-            return False, "containerd 2.x with enable_cdi = false in %s" % CONTAINERD_CONFIG
+            return False, "containerd 2.x with %s in %s" % (where, CONTAINERD_CONFIG)
         return True, "containerd 2.x reads CDI by default"
-    if version >= (1, 7):
-        if setting:
-            return True, "enable_cdi = true in %s" % CONTAINERD_CONFIG
-        return False, "containerd 1.7 needs enable_cdi = true in the CRI plugin section of %s" % CONTAINERD_CONFIG
-    return False, "containerd before 1.7 has no CDI"
+    if setting:
+        return True, "%s in %s" % (where, CONTAINERD_CONFIG)
+    return False, "containerd 1.7 needs enable_cdi = true in the CRI plugin section of %s" % CONTAINERD_CONFIG
 
 
 def docker_cdi(version, daemon_json_text):

@@ -19,7 +19,7 @@ import jmespath
 import pytest
 import tomllib
 import yaml
-from ansible_collections.neuron_ops.core_dump.plugins.module_utils import container_area, contract
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import container_area, containerd_config, contract
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "examples")
 K8S = os.path.join(EXAMPLES, "kubernetes")
@@ -137,6 +137,9 @@ def test_kyverno_policy_leaves_other_pods_and_containers_alone():
 def test_containerd_example_enables_cdi_in_the_cri_plugin():
     with open(os.path.join(K8S, "containerd-1.7-enable-cdi.toml"), "rb") as handle:
         config = tomllib.load(handle)
-    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
-    assert config["version"] == 2 and cri["enable_cdi"] is True
-    assert cri["cdi_spec_dirs"] == ["/etc/cdi", "/var/run/cdi"]
+    assert config == {"version": 2, "plugins": {"io.containerd.grpc.v1.cri": {"enable_cdi": True}}}
+    # The same statements as the file the containerd_cdi module writes on a host without one.
+    with open(os.path.join(K8S, "containerd-1.7-enable-cdi.toml"), encoding="utf-8") as handle:
+        example = [line for line in handle.read().splitlines() if not line.startswith("#")]
+    written = [line for line in containerd_config.NEW_FILE.splitlines() if not line.startswith("#")]
+    assert example == written

@@ -27,7 +27,9 @@ def test_containerd_cdi_rules():
     assert cr.containerd_cdi((1, 7, 2), "")[0] is False
     assert cr.containerd_cdi((1, 6, 9), on)[0] is False
     assert cr.containerd_cdi((2, 0, 0), "")[0] is True
-    assert cr.containerd_cdi((2, 1, 0), "  enable_cdi = false\n")[0] is False
+    off = 'version = 3\n[plugins."io.containerd.cri.v1.runtime"]\n  enable_cdi = false\n'
+    assert cr.containerd_cdi((2, 1, 0), off)[0] is False
+    assert cr.containerd_cdi((1, 7, 2), "version = 2\n[plugins.x\n")[0] is None  # unreadable: not guessed
     assert cr.containerd_cdi(None, on)[0] is None
 
 
