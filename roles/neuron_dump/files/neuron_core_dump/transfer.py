@@ -19,6 +19,7 @@ that must not be sent, or the S3/OS error of a failed attempt). What it guarante
   without following symlinks; a file that changes while it is sent is sent again later.
 """
 
+import errno
 import hashlib
 import os
 import stat
@@ -160,22 +161,53 @@ class Transfer:
             raise Skip(exc.strerror or "not a regular file") from None
         except PermissionError as exc:
             raise Skip("unreadable: %s" % exc.strerror) from None
+        except OSError as exc:
+            # the name was swapped after the listing (a user's race): O_NOFOLLOW refuses a symlink
+            # with ELOOP and a socket cannot be opened (ENXIO). Skipped like at the listing, not a
+            # failure of the dump, which would hold its manifest back until the next pass
+            if exc.errno == errno.ELOOP:
+                raise Skip("symlink: not followed") from None
+            if exc.errno == errno.ENXIO:
+                raise Skip("not a regular file") from None
+            raise
         try:
+            if info.st_nlink == 0:  # deleted or renamed over between the open and the fstat
+                raise Skip("vanished before upload")
             if info.st_nlink != 1:
                 raise Skip("has %d hard links" % info.st_nlink)
             if target.uid != info.st_uid and target.uid != 0 and not (ours and info.st_uid == 0):
                 raise Skip("owned by uid %d, not the dump's uid %d" % (info.st_uid, target.uid))
             own_key = known.get("key") if known else None
+            pending = self._drop_stale_multipart(name, info, target, pending, progress)
             if info.st_size >= self.config["multipart_threshold_bytes"]:
                 return self._multipart(fd, info, name, target, known, own_key, pending, progress)
             return self._single(fd, info, name, target, known, own_key)
         finally:
             os.close(fd)
 
+    def _drop_stale_multipart(self, name, info, target, pending, progress):
+        """``pending``, or {} after aborting it when it was started for an earlier version of the file.
+
+        Such an upload (the file changed while it was sent) can never be completed, and left alone
+        its parts would stay stored (and billed) in the bucket; whichever way the file goes now.
+        """
+        if not pending.get("upload_id") or all(pending.get(k) == v for k, v in identity(info).items()):
+            return pending
+        try:
+            self.client.abort_multipart(target.bucket, pending.get("key"), pending["upload_id"])
+        except Exception as exc:  # a lifecycle rule removes it in the end; the new upload goes on
+            self.logger.info("cannot abort the stale multipart upload of %s: %s" % (keys.display(name), exc))
+        progress.multipart_finished(name)
+        return {}
+
     # --- single PUT ---------------------------------------------------------------------------
 
     def _single(self, fd, info, name, target, known, own_key):
         data = _pread_all(fd, info.st_size)
+        # checked before the PUT, not after: what is sent is ``data``, so only its read must be
+        # consistent. A file that changed after the object was written left that object without a
+        # state entry, and the next pass took our own key for another dump's (a ``%~c`` collision)
+        _check_unchanged(fd, info)
         sha = hashlib.sha256(data)
         hexdigest = sha.hexdigest()
         if known and known.get("sha256") == hexdigest and known.get("size") == info.st_size:
@@ -191,9 +223,7 @@ class Transfer:
                 target.bucket, where, data, sha.digest(), if_none_match=conditional, metadata=target.metadata(hexdigest)
             )
 
-        result = self._conditional(name, info, target, key, own_key, hexdigest, sha.digest(), data, put)
-        _check_unchanged(fd, info)
-        return result
+        return self._conditional(name, info, target, key, own_key, hexdigest, sha.digest(), data, put)
 
     def _conditional(self, name, info, target, key, own_key, hexdigest, digest, data, write):
         """Write ``key`` unless another object holds it; on a collision, write our disambiguated key.
