@@ -43,3 +43,34 @@ def test_variables_carry_the_role_prefix(role):
         load(role, "vars", "main.yml") if os.path.exists(os.path.join(ROLES_DIR, role, "vars", "main.yml")) else {}
     )
     assert all(name.startswith("__" + role + "_") for name in internals)
+
+
+def _task_names(tasks):
+    """Yield (what, name) for every variable a task list defines: task vars, register, set_fact."""
+    for task in tasks or []:
+        for name in task.get("vars") or {}:
+            yield "vars", name
+        if "register" in task:
+            yield "register", task["register"]
+        for key in ("ansible.builtin.set_fact", "set_fact"):
+            for name in task.get(key) or {}:
+                if name != "cacheable":
+                    yield "set_fact", name
+        for key in ("block", "rescue", "always"):
+            yield from _task_names(task.get(key))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_task_variables_carry_the_role_prefix(role):
+    # A caller's registered variable or fact outranks a task's vars: an unprefixed name such as
+    # __files would be silently replaced by a caller's `register: __files` (it was, in rpm_upgrade).
+    bad = []
+    for directory in ("tasks", "handlers"):
+        folder = os.path.join(ROLES_DIR, role, directory)
+        for file in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            for what, name in _task_names(load(role, directory, file)):
+                # A fact the role sets for its callers (dump_env_restart_required) is public.
+                public = what == "set_fact" and name.startswith(role + "_")
+                if not (name.startswith("__" + role + "_") or public):
+                    bad.append("%s/%s: %s %s" % (directory, file, what, name))
+    assert not bad
