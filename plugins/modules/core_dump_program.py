@@ -17,8 +17,8 @@ description:
   - An action plugin runs on the controller. It reads each file (O(files[].src) or O(files[].content)) and asks the
     host, in one call, which files differ by sha256, mode or owner. A converged host costs that one call. Only
     when something differs does it send one archive of the files that differ, and a second call installs them.
-  - Directories in O(directories) are created root-owned with mode C(0755). A symlink where a directory or a file
-    is expected is refused, never followed.
+  - Directories in O(directories) are created root-owned with mode C(0755), missing parents included. A symlink
+    where a directory or a file is expected is refused, never followed.
   - In each directory of O(purge), a file that O(files) does not list is removed (with its C(__pycache__) entries),
     so a module that a newer version dropped does not stay importable.
 author:
@@ -243,7 +243,7 @@ def apply(changes, files, archive):
         for change in changes:
             action = change["action"]
             if action == "directory":
-                os.mkdir(change["path"], 0o755)
+                os.makedirs(change["path"], 0o755, exist_ok=True)  # missing parents too, as the file module does
                 os.chown(change["path"], 0, 0)
                 os.chmod(change["path"], 0o755)
             elif action in ("create", "update"):

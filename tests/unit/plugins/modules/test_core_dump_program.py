@@ -81,7 +81,7 @@ def tree(tmp_path):
     root.mkdir()
     pkg = root / "lib" / "pkg"
     task = {
-        "directories": [str(root / "lib"), str(pkg)],
+        "directories": [str(pkg)],  # its parent too, as the file module does
         "files": [
             {"src": str(src / "a.py"), "dest": str(pkg / "a.py"), "mode": "0644"},
             {"src": str(src / "b.py"), "dest": str(pkg / "b.py"), "mode": "0644"},
