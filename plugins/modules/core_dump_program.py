@@ -17,8 +17,8 @@ description:
   - An action plugin runs on the controller. It reads each file (O(files[].src) or O(files[].content)) and asks the
     host, in one call, which files differ by sha256, mode or owner. A converged host costs that one call. Only
     when something differs does it send one archive of the files that differ, and a second call installs them.
-  - Directories in O(directories) are created root-owned with mode C(0755), missing parents included. A symlink
-    where a directory or a file is expected is refused, never followed.
+  - Directories in O(directories) are created root-owned with their mode (C(0755) unless given), missing parents
+    included (C(0755)). A symlink where a directory or a file is expected is refused, never followed.
   - In each directory of O(purge), a file that O(files) does not list is removed (with its C(__pycache__) entries),
     so a module that a newer version dropped does not stay importable.
 author:
@@ -56,9 +56,10 @@ options:
         type: str
   directories:
     description:
-      - Directories to create (root-owned, C(0755)) before the files are written.
+      - Directories to create (root-owned) before the files are written, each a path (mode C(0755)) or a dict with
+        C(path) and C(mode) (an octal string such as C("1733")). An existing one gets that owner and mode.
     type: list
-    elements: path
+    elements: raw
     default: []
   purge:
     description:
@@ -88,6 +89,7 @@ EXAMPLES = r"""
   neuron_ops.core_dump.core_dump_program:
     directories:
       - /usr/local/lib/neuron-core-dump/neuron_core_dump
+      - {path: /var/spool/neuron-core-dump/incoming, mode: "1733"}
     files:
       - src: "{{ role_path }}/files/neuron_core_dump/hook.py"
         dest: /usr/local/lib/neuron-core-dump/neuron_core_dump/hook.py
@@ -152,15 +154,16 @@ def _root_owned(info):
 
 
 def plan_directories(directories):
+    """``directories``: (path, mode) pairs."""
     changes = []
-    for path in directories:
+    for path, mode in directories:
         info = _lstat(path)
         if info is None:
-            changes.append({"path": path, "action": "directory", "mode": 0o755})
+            changes.append({"path": path, "action": "directory", "mode": mode})
         elif not stat.S_ISDIR(info.st_mode):
             raise Refused("%s exists and is not a directory (a symlink is never followed)" % path)
-        elif stat.S_IMODE(info.st_mode) != 0o755 or not _root_owned(info):
-            changes.append({"path": path, "action": "attributes", "mode": 0o755})
+        elif stat.S_IMODE(info.st_mode) != mode or not _root_owned(info):
+            changes.append({"path": path, "action": "attributes", "mode": mode})
     return changes
 
 
@@ -245,7 +248,7 @@ def apply(changes, files, archive):
             if action == "directory":
                 os.makedirs(change["path"], 0o755, exist_ok=True)  # missing parents too, as the file module does
                 os.chown(change["path"], 0, 0)
-                os.chmod(change["path"], 0o755)
+                os.chmod(change["path"], change["mode"])
             elif action in ("create", "update"):
                 _write_member(tar, files[change["index"]], change)
             elif action == "attributes":
@@ -305,7 +308,18 @@ def check_arguments(module):
         spec["mode"] = _mode(spec["mode"])
         if spec["mode"] is None:
             module.fail_json(msg='%s: mode is not an octal mode such as "0644"' % spec["dest"])
-    for path in [spec["dest"] for spec in module.params["files"]] + module.params["directories"]:
+    directories = []
+    for entry in module.params["directories"]:
+        path, mode = entry, "0755"
+        if isinstance(entry, dict):
+            path, mode = entry.get("path"), entry.get("mode", "0755")
+            if set(entry) - {"path", "mode"}:
+                module.fail_json(msg="directories: %r has keys other than path and mode" % (entry,))
+        if not isinstance(path, str) or _mode(mode) is None:
+            module.fail_json(msg="directories: %r is not a path or a dict with path and an octal mode" % (entry,))
+        directories.append((path, _mode(mode)))
+    module.params["directories"] = directories
+    for path in [spec["dest"] for spec in module.params["files"]] + [path for path, _unused in directories]:
         if not os.path.isabs(path) or os.path.normpath(path) != path:
             module.fail_json(msg="%r is not an absolute, normalized path" % path)
     dests = [spec["dest"] for spec in module.params["files"]]
@@ -335,7 +349,7 @@ def main():
                     "sha256": {"type": "str"},
                 },
             },
-            "directories": {"type": "list", "elements": "path", "default": []},
+            "directories": {"type": "list", "elements": "raw", "default": []},
             "purge": {"type": "list", "elements": "path", "default": []},
             "archive": {"type": "path"},
         },

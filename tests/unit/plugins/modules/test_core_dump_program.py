@@ -81,7 +81,8 @@ def tree(tmp_path):
     root.mkdir()
     pkg = root / "lib" / "pkg"
     task = {
-        "directories": [str(pkg)],  # its parent too, as the file module does
+        # pkg's parent is created too, as the file module does; spool with its own mode
+        "directories": [str(pkg), {"path": str(root / "spool"), "mode": "1733"}],
         "files": [
             {"src": str(src / "a.py"), "dest": str(pkg / "a.py"), "mode": "0644"},
             {"src": str(src / "b.py"), "dest": str(pkg / "b.py"), "mode": "0644"},
@@ -118,6 +119,7 @@ def test_fresh_install_then_converged_run_changes_nothing(tree, tmp_path):
     hook = tree["root"] / "hook"
     assert hook.read_text() == "#!/bin/sh\necho hook\n" and stat.S_IMODE(hook.stat().st_mode) == 0o755
     assert stat.S_IMODE(tree["pkg"].stat().st_mode) == 0o755 and tree["pkg"].stat().st_uid == 0
+    assert stat.S_IMODE((tree["root"] / "spool").stat().st_mode) == 0o1733
     before = _snapshot(tree["root"])
     proc, result = _play(tmp_path, tree["task"], diff=True)
     assert proc.returncode == 0 and not result["changed"] and result["changes"] == []
@@ -173,6 +175,8 @@ def test_a_symlink_in_place_of_a_file_or_directory_is_refused_and_never_followed
 
 
 BAD = [
+    ({"directories": [{"path": "/x", "mode": "rwx"}]}, "is not a path or a dict with path and an octal mode"),
+    ({"directories": [{"path": "/x", "owner": "nobody"}]}, "has keys other than path and mode"),
     ({"mode": "rw-r--r--"}, "is not an octal mode"),
     ({"mode": "01000000"}, "is not an octal mode"),
     ({"dest": "relative/a.py"}, "is not an absolute, normalized path"),
@@ -186,7 +190,10 @@ def test_bad_input_is_refused_with_nothing_written(tree, tmp_path):
     runs = []
     for change, _message in BAD:
         task = json.loads(json.dumps(tree["task"]))
-        task["files"][0].update(change)
+        if "directories" in change:
+            task.update(change)
+        else:
+            task["files"][0].update(change)
         runs.append(task)
     proc, results = _play(tmp_path, None, more=runs)  # one playbook, one task per case
     assert proc.returncode == 0, proc.stdout + proc.stderr
