@@ -119,6 +119,15 @@ def _range_total(content_range):
         return None
 
 
+def _when_required(config_class):
+    """``response_checksum_validation="when_required"`` where botocore knows the option (1.36 and later)."""
+    try:
+        config_class(response_checksum_validation="when_required")
+    except TypeError:
+        return {}
+    return {"response_checksum_validation": "when_required"}
+
+
 def client(region=None, endpoint_url=None, profile=None, addressing_style="auto", threads=8):
     import boto3
     from botocore.config import Config
@@ -129,5 +138,8 @@ def client(region=None, endpoint_url=None, profile=None, addressing_style="auto"
         # job_fetch runs two pools of ``threads``: whole files, and the ranges of large ones.
         max_pool_connections=max(10, 2 * threads + 2),
         retries={"max_attempts": 5, "mode": "standard"},
+        # Every file is checked against its manifest's sha256; S3's own response checksum
+        # (x-amz-checksum-mode, on by default since botocore 1.36) would only add a second hash.
+        **_when_required(Config),
     )
     return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
