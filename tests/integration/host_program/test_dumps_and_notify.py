@@ -179,7 +179,7 @@ def test_a_hanging_command_is_killed_and_delays_no_dump(s3bed, moto):
     bed = s3bed
     script, out = _notify_command(bed, tail="sleep 600")
     bed.write_config(
-        {"notify": {"command": [script], "user": NOBODY, "timeout_seconds": 3, "max_concurrent": 1, "journal": False}}
+        {"notify": {"command": [script], "user": NOBODY, "timeout_seconds": 5, "max_concurrent": 1, "journal": False}}
     )
     dumps = [bed.dump_dir("dt-2026010%d-000000-cid-0" % n) for n in (1, 2, 3)]
     for dump in dumps:
@@ -191,13 +191,13 @@ def test_a_hanging_command_is_killed_and_delays_no_dump(s3bed, moto):
     assert result["dumps_done"] == 3
     manifests = [r for r in moto.app.ops(bed.bucket, "PutObject") if r["key"].endswith("-manifest.json")]
     assert len(manifests) == 3
-    # every manifest was written before the first hanging command was even killed (counted from the
-    # uploader's first request: the fixture's CreateBucket precedes the CLI's start-up, seconds on a busy host)
-    first = min(r["time"] for r in moto.app.ops(bed.bucket) if r["op"] != "CreateBucket")
-    assert max(r["time"] for r in manifests) - first < 3
-    assert 3 * 3 <= elapsed < 3 * 3 + 20  # one at a time, each killed at its timeout
+    # every manifest was written before the first hanging command was even killed: that command
+    # named its message by its start time (<pid>-<ns>.json) and was killed 5 s later
+    first_started = min(int(n[: -len(".json")].rsplit("-", 1)[1]) for n in os.listdir(out) if n.endswith(".json")) / 1e9
+    assert max(r["time"] for r in manifests) < first_started + 5
+    assert 3 * 5 <= elapsed < 3 * 5 + 30  # one at a time, each killed at its timeout
     assert len(_messages(out)) == 3  # each got its message before hanging
-    assert bed.log_text().count("killed after its timeout of 3s") == 3
+    assert bed.log_text().count("killed after its timeout of 5s") == 3
     assert not os.popen("pgrep -u %d -f 'sleep 600'" % NOBODY).read().strip()  # the whole group is gone
 
 

@@ -238,6 +238,13 @@ def _boto3_installed():
         import site  # with -S importing site runs nothing; only its path list is wanted here
 
         paths.extend(site.getsitepackages())
+        # A venv's interpreter: before Python 3.11 it is site.main() (site.venv) that finds the
+        # pyvenv.cfg and adds the venv's site-packages; under -S sys.prefix is still the base's.
+        exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+        venv = os.path.dirname(exe_dir)
+        if any(os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (exe_dir, venv)):
+            paths.append(os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages"))
+            paths.extend(site.getsitepackages([venv]))
     return any(os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py")) for entry in paths)
 
 
