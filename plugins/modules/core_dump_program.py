@@ -73,6 +73,8 @@ options:
       - Set by the action plugin, not by hand. Path of an uncompressed tar on the host whose members are named by
         the index of the file in O(files).
     type: path
+requirements:
+  - Python 3.9 or later on the managed host (the module uses the standard library only)
 extends_documentation_fragment:
   - neuron_ops.core_dump.attributes
 attributes:
