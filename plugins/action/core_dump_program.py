@@ -17,9 +17,9 @@ import tarfile
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible.plugins.action import ActionBase
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import filewriter
 
 MODULE = "neuron_ops.core_dump.core_dump_program"
-TEXT_DIFF_LIMIT = 64 * 1024
 
 
 def _archive(blobs):
@@ -35,13 +35,11 @@ def _archive(blobs):
 
 
 def _after(data, mode, text):
-    """What the module's diff shows for a file: its text, or its sha256, mode and owner (the module's form)."""
-    if text and len(data) <= TEXT_DIFF_LIMIT:
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    return "%s %s root:root\n" % (hashlib.sha256(data).hexdigest(), mode)
+    """What the module's diff shows for a file (filewriter's form): its text, or its sha256, mode and owner."""
+    shown = filewriter.diff_text(data) if text else None
+    return (
+        shown if shown is not None else filewriter.summary_line(hashlib.sha256(data).hexdigest(), mode, "root", "root")
+    )
 
 
 def _dest(spec):
@@ -83,11 +81,8 @@ class ActionModule(ActionBase):
         try:
             answer = self._execute_module(MODULE, module_args=args, task_vars=task_vars)
             if answer.get("needs_archive") and not answer.get("failed") and not self._task.check_mode:
-                wanted = {
-                    index: blobs[index]
-                    for index, spec in enumerate(module_files)
-                    if any(c["path"] == spec["dest"] and c["action"] in ("create", "update") for c in answer["changes"])
-                }
+                needed = {c["path"] for c in answer["changes"] if c["action"] in ("create", "update")}
+                wanted = {index: blobs[index] for index, spec in enumerate(module_files) if spec["dest"] in needed}
                 if not self._connection._shell.tmpdir:
                     self._make_tmp_path()
                 remote = self._connection._shell.join_path(self._connection._shell.tmpdir, "program.tar")
@@ -103,7 +98,7 @@ class ActionModule(ActionBase):
             if change["action"] == "remove":
                 diff["after"] = ""
             elif data is None:
-                diff["after"] = "directory %s root:root\n" % change["mode"]
+                diff["after"] = filewriter.summary_line("directory", change["mode"], "root", "root")
             else:
                 diff["after"] = _after(data, change["mode"], change["action"] != "attributes")
         result.update(answer)

@@ -9,8 +9,13 @@ is exact and check mode is a plan that is simply not applied.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
+
+# A diff shows a file's text up to this size; a larger file, or bytes that are not UTF-8,
+# get one summary line (summary_line) instead.
+TEXT_DIFF_LIMIT = 64 * 1024
 
 
 def read_bytes(path):
@@ -22,6 +27,39 @@ def read_bytes(path):
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
         raise
+
+
+def sha256_file(path, follow=True):
+    """sha256 of ``path``'s bytes; with ``follow=False`` a symlink there is an error (ELOOP), never read through."""
+    fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW))
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def account_name(lookup, ident):
+    """``pwd.getpwuid``/``grp.getgrgid``'s name for ``ident``, or the number when there is none."""
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def diff_text(data):
+    """``data`` as a diff shows it, or None when it is too large or not UTF-8 (use summary_line)."""
+    if len(data) > TEXT_DIFF_LIMIT:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def summary_line(what, mode, owner, group):
+    """A diff's line for a file shown without its text: ``what`` (its sha256, or "directory"), mode, owner."""
+    return "%s %s %s:%s\n" % (what, mode, owner, group)
 
 
 def _text(data):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import grp
-import hashlib
 import json
 import os
 import pwd
@@ -32,14 +31,6 @@ TEST_PROGRAMS = ("/usr/bin/test", "/bin/test")
 OURS = "ours"
 VENDOR = "vendor"
 MISSING = "missing"
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def identify(path):
@@ -61,8 +52,8 @@ def identify(path):
     if os.path.islink(path):
         info["symlink_to"] = os.path.realpath(path)
     info["mode"] = "%04o" % stat.S_IMODE(st.st_mode)
-    info["owner"] = _name(pwd.getpwuid, st.st_uid)
-    info["group"] = _name(grp.getgrgid, st.st_gid)
+    info["owner"] = filewriter.account_name(pwd.getpwuid, st.st_uid)
+    info["group"] = filewriter.account_name(grp.getgrgid, st.st_gid)
     if not stat.S_ISREG(st.st_mode):
         info["kind"] = VENDOR
         info["error"] = "not a regular file"
@@ -70,7 +61,7 @@ def identify(path):
     try:
         with open(path, "rb") as handle:
             head = handle.read(VERSION_WINDOW)
-        info["sha256"] = sha256_file(path)
+        info["sha256"] = filewriter.sha256_file(path)
     except OSError as exc:
         info["kind"] = VENDOR
         info["error"] = "cannot read: %s" % exc.strerror
@@ -82,13 +73,6 @@ def identify(path):
     else:
         info["kind"] = VENDOR
     return info
-
-
-def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
 
 
 def _allowed(st, uid, gids, want):

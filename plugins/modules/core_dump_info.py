@@ -575,7 +575,7 @@ def vendor_report(module):
     sha = None
     if present:
         try:
-            sha = installed_hook.sha256_file(paths.VENDOR_HOOK)
+            sha = filewriter.sha256_file(paths.VENDOR_HOOK)
         except OSError:
             sha = None
     return {
@@ -590,7 +590,7 @@ def vendor_report(module):
 def hook_reference_sha256():
     """sha256 of the neuron_dump role's copy of the hook it installed; None without one."""
     try:
-        return installed_hook.sha256_file(paths.HOOK_REFERENCE)
+        return filewriter.sha256_file(paths.HOOK_REFERENCE)
     except OSError:
         return None
 

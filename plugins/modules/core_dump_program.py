@@ -122,8 +122,8 @@ import stat  # noqa: E402
 import tarfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.neuron_ops.core_dump.plugins.module_utils import filewriter  # noqa: E402
 
-TEXT_DIFF_LIMIT = 64 * 1024
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -136,19 +136,6 @@ def _lstat(path):
         return os.lstat(path)
     except FileNotFoundError:
         return None
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        while True:
-            chunk = os.read(fd, 1024 * 1024)
-            if not chunk:
-                return digest.hexdigest()
-            digest.update(chunk)
-    finally:
-        os.close(fd)
 
 
 def _root_owned(info):
@@ -178,7 +165,7 @@ def plan_files(files):
             changes.append({"path": path, "action": "create", "index": index, "mode": mode})
         elif not stat.S_ISREG(info.st_mode):
             raise Refused("%s exists and is not a regular file (a symlink is never followed)" % path)
-        elif _sha256(path) != spec["sha256"]:
+        elif filewriter.sha256_file(path, follow=False) != spec["sha256"]:
             changes.append({"path": path, "action": "update", "index": index, "mode": mode})
         elif stat.S_IMODE(info.st_mode) != mode or not _root_owned(info):
             changes.append({"path": path, "action": "attributes", "mode": mode})
@@ -242,9 +229,9 @@ def _remove(path):
 
 
 def apply(changes, files, archive):
-    """Carry out ``changes`` in order (directories first); ``archive`` is opened only to create or update files."""
-    writes = any(change["action"] in ("create", "update") for change in changes)
-    with tarfile.open(archive, "r:") if writes else contextlib.nullcontext() as tar:
+    """Carry out ``changes`` in order (directories first); ``archive`` (None when nothing is written) holds the
+    bytes of the files to create or update."""
+    with tarfile.open(archive, "r:") if archive else contextlib.nullcontext() as tar:
         for change in changes:
             action = change["action"]
             if action == "directory":
@@ -261,32 +248,22 @@ def apply(changes, files, archive):
 
 
 def _describe(path, text):
-    """A file's text (``text`` and small enough), else its sha256, mode and owner; "" when it does not exist."""
+    """A file as the diff shows it (filewriter: its text, else a summary line); "" when it does not exist."""
     info = _lstat(path)
     if info is None:
         return ""
-    if text and stat.S_ISREG(info.st_mode) and info.st_size <= TEXT_DIFF_LIMIT:
+    regular = stat.S_ISREG(info.st_mode)
+    if text and regular and info.st_size <= filewriter.TEXT_DIFF_LIMIT:
         with open(path, "rb") as handle:
-            data = handle.read()
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    owner = _name(pwd.getpwuid, info.st_uid)
-    group = _name(grp.getgrgid, info.st_gid)
-    return "%s %04o %s:%s\n" % (
-        _sha256(path) if stat.S_ISREG(info.st_mode) else "directory",
-        stat.S_IMODE(info.st_mode),
-        owner,
-        group,
+            shown = filewriter.diff_text(handle.read())
+        if shown is not None:
+            return shown
+    return filewriter.summary_line(
+        filewriter.sha256_file(path, follow=False) if regular else "directory",
+        "%04o" % stat.S_IMODE(info.st_mode),
+        filewriter.account_name(pwd.getpwuid, info.st_uid),
+        filewriter.account_name(grp.getgrgid, info.st_gid),
     )
-
-
-def _name(lookup, number):
-    try:
-        return lookup(number)[0]
-    except KeyError:
-        return str(number)
 
 
 def _mode(value):
@@ -381,7 +358,7 @@ def main():
         ]
     if changes and not module.check_mode and not result["needs_archive"]:
         try:
-            apply(changes, files, module.params["archive"])
+            apply(changes, files, module.params["archive"] if needs_bytes else None)
         except (Refused, OSError, tarfile.TarError, KeyError) as exc:
             module.fail_json(msg="installing the host program failed: %s" % exc, **result)
     module.exit_json(**result)
