@@ -110,39 +110,47 @@ def remove_temporaries(host_fd):
                 os.unlink(name, dir_fd=host_fd)
 
 
-def _open_temporary(host_fd, flags):
+@contextlib.contextmanager
+def _replacing(dir_fd, name, flags):
+    """A descriptor of a new temporary file below ``dir_fd``, renamed over ``name`` when the block ends;
+    removed, never renamed, when it raises (so a bad or partial file never takes the name)."""
     temp = "%s%d-%s%s" % (TEMP_PREFIX, os.getpid(), uuid.uuid4().hex[:12], TEMP_SUFFIX)
     flags |= os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    return temp, os.open(temp, flags, 0o644, dir_fd=host_fd)
+    fd = os.open(temp, flags, 0o644, dir_fd=dir_fd)
+    try:
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+        raise
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_verified(host_fd, entry, chunks, progress):
     """Write ``chunks`` under a temporary name, check size and sha256, rename into place."""
-    temp, fd = _open_temporary(host_fd, os.O_WRONLY)
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        try:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > entry.size:
-                    raise Mismatch("larger than the manifest's %d bytes" % entry.size)
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-                progress.add_bytes(len(chunk))
-        finally:
-            os.close(fd)
+    with _replacing(host_fd, entry.raw, os.O_WRONLY) as fd:
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > entry.size:
+                raise Mismatch("larger than the manifest's %d bytes" % entry.size)
+            digest.update(chunk)
+            _write_all(fd, chunk)
+            progress.add_bytes(len(chunk))
         if size != entry.size:
             raise Mismatch("%d bytes, the manifest says %d" % (size, entry.size))
         if digest.hexdigest() != entry.sha256:
             raise Mismatch("sha256 %s, the manifest says %s" % (digest.hexdigest(), entry.sha256))
-        os.rename(temp, entry.raw, src_dir_fd=host_fd, dst_dir_fd=host_fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=host_fd)
-        raise
 
 
 def _write_part(fd, read_range, entry, start, end, progress):
@@ -163,8 +171,7 @@ def _write_part(fd, read_range, entry, start, end, progress):
 
 def write_ranged(host_fd, entry, read_range, progress, pool, part_size):
     """``write_verified`` for a large object: ranges fetched by ``pool``, the whole file hashed before the rename."""
-    temp, fd = _open_temporary(host_fd, os.O_RDWR)
-    try:
+    with _replacing(host_fd, entry.raw, os.O_RDWR) as fd:
         futures = []
         try:
             for start in range(0, entry.size, part_size):
@@ -172,31 +179,16 @@ def write_ranged(host_fd, entry, read_range, progress, pool, part_size):
                 futures.append(pool.submit(_write_part, fd, read_range, entry, start, end, progress))
         finally:
             wait(futures)  # no part may still be writing to fd when it is closed (or its number reused)
-            try:
-                for future in futures:
-                    future.result()
-                digest = _sha256_of(fd)  # pwrite left the offset at 0: this reads what landed, in order
-            finally:
-                os.close(fd)
+        for future in futures:
+            future.result()
+        digest = _sha256_of(fd)  # pwrite left the offset at 0: this reads what landed, in order
         if digest != entry.sha256:
             raise Mismatch("sha256 %s, the manifest says %s" % (digest, entry.sha256))
-        os.rename(temp, entry.raw, src_dir_fd=host_fd, dst_dir_fd=host_fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=host_fd)
-        raise
 
 
 def write_manifest_copy(job_fd, name, data):
-    temp = "%s%s%s" % (TEMP_PREFIX, uuid.uuid4().hex[:12], TEMP_SUFFIX)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=job_fd)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.rename(temp, name, src_dir_fd=job_fd, dst_dir_fd=job_fd)
+    with _replacing(job_fd, name, os.O_WRONLY) as fd:
+        _write_all(fd, data)
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -86,29 +86,26 @@ class S3Source:
         """The object's bytes; never more than the manifest's size plus one chunk is read."""
         answer = self._get(entry.key)
         length = answer.get("ContentLength")
-        body = answer["Body"]
-        if length is not None and length != entry.size:
-            body.close()
-            raise Mismatch("object is %d bytes, the manifest says %d" % (length, entry.size))
-        try:
-            yield from body.iter_chunks(CHUNK)
-        finally:
-            body.close()
+        yield from _body_chunks(answer["Body"], entry.size if length is None else length, entry.size)
 
     def range_chunks(self, entry, start, end):
         """Bytes ``start``..``end`` (exclusive) of the object, once its total size is the manifest's."""
         answer = self._get(entry.key, Range="bytes=%d-%d" % (start, end - 1))
-        body = answer["Body"]
         total = _range_total(answer.get("ContentRange"))
-        if total != entry.size:
-            body.close()
-            if total is None:
-                raise Mismatch("the server answered a range request without Content-Range")
-            raise Mismatch("object is %d bytes, the manifest says %d" % (total, entry.size))
-        try:
-            yield from body.iter_chunks(CHUNK)
-        finally:
-            body.close()
+        if total is None:
+            answer["Body"].close()
+            raise Mismatch("the server answered a range request without Content-Range")
+        yield from _body_chunks(answer["Body"], total, entry.size)
+
+
+def _body_chunks(body, total, size):
+    """The chunks of a GET's body once the object's ``total`` size is the manifest's ``size``; always closed."""
+    try:
+        if total != size:
+            raise Mismatch("object is %d bytes, the manifest says %d" % (total, size))
+        yield from body.iter_chunks(CHUNK)
+    finally:
+        body.close()
 
 
 def _range_total(content_range):
