@@ -14,12 +14,19 @@ passed=()
 log() { printf '\n=== %s\n' "$*" >&2; }
 
 bed_started=0
+started_scenarios=()
 cleanup() {
   ((bed_started)) || return 0
   python3 tests/bed/bedctl.py down
   local leftovers
-  leftovers=$(podman ps -aq --filter 'name=^ncd-' 2>/dev/null)
-  [[ -z $leftovers ]] || podman rm -f $leftovers >/dev/null 2>&1
+  # Only the platforms of the scenarios this run started: another checkout's run, the demo
+  # or a benchmark may have containers of their own on this machine.
+  local scenario names=()
+  for scenario in ${started_scenarios[@]+"${started_scenarios[@]}"}; do
+    mapfile -t -O ${#names[@]} names < <(sed -n 's/^ *- name: \(ncd-[A-Za-z0-9_.-]*\)$/\1/p' "molecule/$scenario/molecule.yml")
+  done
+  ((${#names[@]} == 0)) || podman rm -f -t 0 "${names[@]}" >/dev/null 2>&1
+  return 0
 }
 trap cleanup EXIT
 
@@ -102,6 +109,7 @@ molecule_all() {
   local -a pids=()
   mkdir -p "$ROOT/.bed/logs"
   IFS='|' read -r -a lane_list <<<"$lanes"
+  read -r -a started_scenarios <<<"${lanes//|/ }"
   for lane in "${lane_list[@]}"; do
     (
       lane_rc=0
