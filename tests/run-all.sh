@@ -18,7 +18,6 @@ started_scenarios=()
 cleanup() {
   ((bed_started)) || return 0
   python3 tests/bed/bedctl.py down
-  local leftovers
   # Only the platforms of the scenarios this run started: another checkout's run, the demo
   # or a benchmark may have containers of their own on this machine.
   local scenario names=()
