@@ -135,4 +135,6 @@ class ActionModule(ActionBase):
                 answer["manifests"],
                 answer["dest"],
             )
+            # Shown here rather than by a debug task after it: one task less in fetch_job.yml.
+            display.display("  [%s] %s" % (host, result["msg"]))
         return result

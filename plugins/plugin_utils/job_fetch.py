@@ -46,6 +46,8 @@ from ansible_collections.neuron_ops.core_dump.plugins.plugin_utils import job_ma
 CHUNK = 1024 * 1024
 # aws s3 cp's default multipart_chunksize: the smallest range a large object is split into.
 RANGE_PART = 8 * CHUNK
+# Manifests read at once: one small GET per host of the job.
+MANIFEST_READERS = 8
 TEMP_PREFIX = ".ncd-fetch-"
 TEMP_SUFFIX = ".part"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -169,21 +171,37 @@ def _write_part(fd, read_range, entry, start, end, progress):
         raise Mismatch("range %d-%d: %d bytes arrived" % (start, end - 1, offset - start))
 
 
+def _hash_landed(fd, digest, start, end):
+    """Add bytes ``start``..``end`` of ``fd``, as they landed on disk, to ``digest``."""
+    offset = start
+    while offset < end:
+        chunk = os.pread(fd, min(CHUNK, end - offset), offset)
+        if not chunk:
+            raise Mismatch("%d bytes on disk, the manifest says %d" % (offset, end))
+        digest.update(chunk)
+        offset += len(chunk)
+
+
 def write_ranged(host_fd, entry, read_range, progress, pool, part_size):
-    """``write_verified`` for a large object: ranges fetched by ``pool``, the whole file hashed before the rename."""
+    """``write_verified`` for a large object: ranges fetched by ``pool``, the whole file hashed before the rename.
+
+    The file's own thread hashes each range, in order, as soon as it and those before it have
+    landed (read back from the file: what is hashed is what is renamed into place), so the
+    hash overlaps the later ranges' transfer instead of following the last one."""
     with _replacing(host_fd, entry.raw, os.O_RDWR) as fd:
-        futures = []
+        parts = []
         try:
             for start in range(0, entry.size, part_size):
                 end = min(start + part_size, entry.size)
-                futures.append(pool.submit(_write_part, fd, read_range, entry, start, end, progress))
+                parts.append((pool.submit(_write_part, fd, read_range, entry, start, end, progress), start, end))
+            digest = hashlib.sha256()
+            for future, start, end in parts:
+                future.result()
+                _hash_landed(fd, digest, start, end)
         finally:
-            wait(futures)  # no part may still be writing to fd when it is closed (or its number reused)
-        for future in futures:
-            future.result()
-        digest = _sha256_of(fd)  # pwrite left the offset at 0: this reads what landed, in order
-        if digest != entry.sha256:
-            raise Mismatch("sha256 %s, the manifest says %s" % (digest, entry.sha256))
+            wait([future for future, _start, _end in parts])  # no part may still write to fd when it is closed
+        if digest.hexdigest() != entry.sha256:
+            raise Mismatch("sha256 %s, the manifest says %s" % (digest.hexdigest(), entry.sha256))
 
 
 def write_manifest_copy(job_fd, name, data):
@@ -277,16 +295,27 @@ def _match_expected(expected, manifests):
 def load_manifests(source):
     """(HostManifest list, [{"key", "reason"}] for manifests that cannot be used, {stem: bytes})."""
     manifests, bad, raw = [], [], {}
-    for key in source.list_manifests():
-        try:
-            data = source.read_manifest(key, job_manifest.MAX_MANIFEST_BYTES)
-            manifest = job_manifest.parse(data, key, source.key_prefix)
-        except (job_manifest.ManifestError, Missing) as exc:
-            bad.append({"key": job_manifest.printable_name(key), "reason": str(exc)})
+    keys = source.list_manifests()
+    # One request per host: read them side by side (a job of many hosts would otherwise wait
+    # one round trip per host before its first file starts).
+    with ThreadPoolExecutor(max_workers=max(1, min(MANIFEST_READERS, len(keys)))) as readers:
+        answers = list(readers.map(_read_manifest, [source] * len(keys), keys))
+    for key, (data, manifest, problem) in zip(keys, answers):
+        if problem is not None:
+            bad.append({"key": job_manifest.printable_name(key), "reason": problem})
             continue
         manifests.append(manifest)
         raw[manifest.stem] = data
     return manifests, bad, raw
+
+
+def _read_manifest(source, key):
+    """(bytes, HostManifest, None), or (None, None, why it cannot be used)."""
+    try:
+        data = source.read_manifest(key, job_manifest.MAX_MANIFEST_BYTES)
+        return data, job_manifest.parse(data, key, source.key_prefix), None
+    except (job_manifest.ManifestError, Missing) as exc:
+        return None, None, str(exc)
 
 
 def fetch(
