@@ -264,7 +264,9 @@ def flood_section(result):
         "%s calls the hook %d times, 16 at a time, each into its own dump dir and S3 prefix; 5 s after the "
         "flood starts, %s's 2 x 2 dump fails (2 ranks x (2 per-core calls + 1 `--runtime-generated` call) into "
         "one dir). An uploader service runs `neuron-core-dump upload --wait` whenever the spool has entries "
-        "(what the systemd path unit does; at nice 0, see below for nice 10), with the product's defaults (4 "
+        "(what the systemd path unit does), as the service unit runs it: nice 10, in a session of its own "
+        "(systemd calls setsid() for every service; with the kernel's autogroup scheduling, on here, a session's "
+        "CPU share does not grow with its process count), with the product's defaults (4 "
         "dumps at once, 50 per uid per pass, `settle_seconds` 2). Victim latency: from its last hook call "
         "returning until its manifest (written last) is in S3 and names every file of its dir, polled every "
         "50 ms. `status --json` (a whole process) runs every 0.5 s "
@@ -334,10 +336,11 @@ def flood_section(result):
         % (drain["aws_rate"], drain["aws_seconds"]),
         "| ours / aws | %.2fx | >= 1/1.5 | %s |" % (ratio, verdict(ratio >= 1 / 1.5)),
         "",
-        "With the uploader at nice 10 (what `neuron-core-dump-upload.service` sets) and the 16 hooks at nice 0 "
-        "saturating both CPUs, the victim's dump took %.2f s and %d flood dumps reached S3 while the flood ran "
-        "(one repeat): the uploader then gets a few percent of the CPU. On a host with more cores than hooks "
-        "in flight this does not arise; here it is the worst case."
+        "Worst case, one repeat: the uploader at nice 10 in the flood's own session (as on a kernel without "
+        "autogroup scheduling and without the cgroup CPU controller, where nice is weighed against every "
+        "process), the 16 hooks at nice 0 saturating both CPUs: the victim's dump took %.2f s and %d flood "
+        "dumps reached S3 while the flood ran; the uploader then gets a few percent of the CPU. On a host with "
+        "more cores than hooks in flight this does not arise."
         % (result["niced"]["victim_seconds"], result["niced"]["flood_uploaded"]),
         "",
         "The status p99 is measured while 16 hooks, the uploader and moto share these 2 CPUs: it is the "
