@@ -243,6 +243,8 @@ def _boto3_installed():
         exe_dir = os.path.dirname(os.path.abspath(sys.executable))
         venv = os.path.dirname(exe_dir)
         if any(os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (exe_dir, venv)):
+            # Both: Debian's patched getsitepackages() names only dist-packages dirs unless
+            # sys.prefix is the venv's, which under -S it is not.
             paths.append(os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages"))
             paths.extend(site.getsitepackages([venv]))
     return any(os.path.isfile(os.path.join(entry or ".", "boto3", "__init__.py")) for entry in paths)
