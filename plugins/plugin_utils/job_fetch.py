@@ -314,7 +314,7 @@ def _read_manifest(source, key):
     try:
         data = source.read_manifest(key, job_manifest.MAX_MANIFEST_BYTES)
         return data, job_manifest.parse(data, key, source.key_prefix), None
-    except (job_manifest.ManifestError, Missing) as exc:
+    except (job_manifest.ManifestError, Missing, Mismatch) as exc:  # Mismatch: not a regular file, say
         return None, None, str(exc)
 
 
