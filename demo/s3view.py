@@ -4,6 +4,9 @@
     s3view.py wait      --bucket B --prefix P --since FILE --timeout S
                         exit 0 when a new key ending in -manifest.json appears, 1 on timeout
     s3view.py show      --bucket B --prefix P --since FILE       new objects: key, size, SSE; the manifest
+    --origin host|container (wait, show): only dumps of host processes, or only dumps the uploader
+                        adopted from a workload container (their keys end in /containers/<id>/...);
+                        show then also checks the manifest's origin and ncd-container-origin.json
     s3view.py unchanged --bucket B --prefix P --since FILE --settle S
                         exit 0 when no key appears within S seconds, 1 otherwise
 
@@ -21,6 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bed_s3 import client  # the bed's S3 endpoint and dummy credentials)
 
 MANIFEST_SUFFIX = "-manifest.json"
+ORIGIN_FILE = "ncd-container-origin.json"  # what the uploader adds to an adopted dump
+CONTAINER_SEGMENT = "/containers/"  # the uploader appends /containers/<attribution id> to the prefix
 
 
 def keys(s3, bucket, prefix):
@@ -36,9 +41,14 @@ def since(path):
         return set(json.load(handle))
 
 
+def of_origin(key, origin):
+    return origin == "any" or (CONTAINER_SEGMENT in key) == (origin == "container")
+
+
 def new_keys(s3, args):
     before = since(args.since)
-    return {k: v for k, v in keys(s3, args.bucket, args.prefix).items() if k not in before}
+    found = keys(s3, args.bucket, args.prefix).items()
+    return {k: v for k, v in found if k not in before and of_origin(k, getattr(args, "origin", "any"))}
 
 
 def snapshot(s3, args):
@@ -97,9 +107,32 @@ def show(s3, args):
             )
             if listed != others:
                 problems.append("manifest %s does not match the objects next to it" % name)
+            if args.origin == "container":
+                problems += container_origin(manifest, name, others)
     for problem in problems:
         print("PROBLEM: " + problem)
     return 1 if problems else 0
+
+
+def container_origin(manifest, name, others):
+    """Print where an adopted dump came from; what is missing for it to name its container."""
+    found = manifest.get("origin") or {}
+    print(
+        "  origin: %s %s, hostname %s, runtime %s, attribution %s"
+        % (
+            found.get("kind"),
+            (found.get("container_id") or "?")[:12],
+            found.get("hostname"),
+            found.get("runtime"),
+            found.get("attribution"),
+        )
+    )
+    problems = []
+    if found.get("kind") != "container" or found.get("attribution") != "enforced" or not found.get("container_id"):
+        problems.append("manifest %s does not name the container the dump came from" % name)
+    if ORIGIN_FILE not in others:
+        problems.append("no %s next to manifest %s" % (ORIGIN_FILE, name))
+    return problems
 
 
 def unchanged(s3, args):
@@ -120,6 +153,7 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--timeout", type=int, default=120)
     parser.add_argument("--settle", type=int, default=10)
+    parser.add_argument("--origin", choices=("any", "host", "container"), default="any")
     args = parser.parse_args()
     commands = {"snapshot": snapshot, "wait": wait, "show": show, "unchanged": unchanged}
     return commands[args.command](client(), args)

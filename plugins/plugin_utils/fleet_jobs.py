@@ -8,6 +8,10 @@ is what an engineer asks about ("which job failed, where, with what error, is it
 complete"). Input is each host's ``dumps`` list from core_dump_info (see its RETURN);
 hosts without one (an older collection, no result) are counted, never an error.
 
+Dumps that a host's uploader adopted from a workload container (core_dump_info's ``origin``
+with ``kind: container``) are listed per job under ``containers``: a job may fail inside a
+container, and its dump then names the container, not a host process.
+
 A host counts as *uploaded* for a job when every dump dir it holds of that job has its
 manifest in S3 (upload state ``uploaded``); the job is complete when all its hosts are.
 One pass over all dumps, dict lookups only: hundreds of hosts x 50 dumps stay in the
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 # how one host's dumps of a job add up: the worst state wins
 _STATE_RANK = {"failed": 3, "pending": 2, "local_only": 1, "uploaded": 0}
+# what a container origin contributes to the Jobs section (core_dump_info's ``origin``)
+CONTAINER_FIELDS = ("container_id", "hostname", "image", "runtime", "attribution")
 
 
 def _error_label(code, name) -> str:
@@ -37,6 +43,7 @@ def _new_row(key, dump) -> dict:
         "hosts": {},
         "errors": {},
         "neff_names": set(),
+        "containers": [],
         "dumps": 0,
         "files": 0,
         "bytes": 0,
@@ -53,6 +60,11 @@ def _add(row, host, dump):
     row["bytes"] += dump.get("bytes") or 0
     if dump.get("neff_name"):
         row["neff_names"].add(dump["neff_name"])
+    origin = dump.get("origin")
+    if isinstance(origin, dict) and origin.get("kind") == "container":
+        container = dict({k: origin.get(k) for k in CONTAINER_FIELDS}, host=host)
+        if container not in row["containers"]:
+            row["containers"].append(container)
     label = _error_label(dump.get("error_code"), dump.get("error_name"))
     error = row["errors"].get(label)
     if error is None:
@@ -102,6 +114,7 @@ def _finish(row) -> dict:
         "errors": errors,
         "failed": any(e["code"] is not None or e["name"] for e in errors),
         "neff_names": sorted(row["neff_names"]),
+        "containers": sorted(row["containers"], key=lambda c: (c["host"], str(c["container_id"]))),
         "dumps": row["dumps"],
         "files": row["files"],
         "bytes": row["bytes"],
@@ -164,6 +177,17 @@ def upload_text(job: dict) -> str:
 
 def waiting_text(job: dict, limit: int = 3) -> str:
     parts = ["%s %s%s" % (p["host"], p["state"], ": %s" % p["reason"] if p["reason"] else "") for p in job["pending"]]
+    text = "; ".join(parts[:limit])
+    return text + ("; and %d more" % (len(parts) - limit) if len(parts) > limit else "")
+
+
+def containers_text(job: dict, limit: int = 3) -> str:
+    """``container 0123456789ab on h1 (podman, enforced)``, one part per container; "" for host dumps."""
+    parts = [
+        "container %s on %s (%s, %s)"
+        % ((c["container_id"] or "unknown")[:12], c["host"], c["runtime"] or "runtime unknown", c["attribution"])
+        for c in job.get("containers") or []
+    ]
     text = "; ".join(parts[:limit])
     return text + ("; and %d more" % (len(parts) - limit) if len(parts) > limit else "")
 

@@ -161,6 +161,8 @@ def _jobs_summary(report: dict) -> list:
         )
         if job["pending"]:
             line += " (%s)" % fleet_jobs.waiting_text(job)
+        if job["containers"]:
+            line += ", from %s" % fleet_jobs.containers_text(job, limit=1)
         lines.append(line[:400])
         playbook = "fetch_job" if job["uploaded_hosts"] else "pull_job"
         lines.append(
@@ -211,6 +213,7 @@ def _jobs_markdown(report: dict) -> list:
             job["newest"] or "?",
             "%d: %s" % (job["host_count"], fleet_jobs.hosts_text(job)),
             fleet_jobs.errors_text(job, limit=5),
+            fleet_jobs.containers_text(job) or "host",
             job["bytes"],
             fleet_jobs.upload_text(job),
             fleet_jobs.waiting_text(job, limit=5) or "-",
@@ -221,7 +224,7 @@ def _jobs_markdown(report: dict) -> list:
         "One row per job key, newest first. *uploaded*: hosts whose manifest is in S3 / hosts that hold the dump.",
         "",
     ]
-    out += _table(["job", "newest dump", "hosts", "errors", "bytes", "uploaded", "pending or failed"], rows)
+    out += _table(["job", "newest dump", "hosts", "errors", "from", "bytes", "uploaded", "pending or failed"], rows)
     if len(jobs) > MARKDOWN_JOB_ROWS:
         out += ["", "... and %d older jobs (see fleet-report.json)." % (len(jobs) - MARKDOWN_JOB_ROWS)]
     for capped in report.get("hosts_with_more_dumps") or []:

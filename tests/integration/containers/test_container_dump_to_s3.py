@@ -1,16 +1,11 @@
 """A dump from a workload container with no Python reaches S3 through the host's uploader.
 
 Real podman 4.3.1 (root, runc), in a throwaway mount namespace with the CDI spec in an overlay
-/etc/cdi as in test_podman_cdi.py. The container's root file system has dash, mkdir and their
-libraries only: no Python, no Neuron. It holds
-
-* a fixture vendor ``/opt/aws/neuron/bin/neuron-dump`` (shell): the image's own hook, which
-  writes its capture where ``--local-output-dir`` says (the real one also uploads when given
-  ``--s3-output-prefix``; it records the prefix and credentials it saw instead);
-* a runtime stand-in (shell, written from docs/runtime-contract.md section 2 like
-  tests/bed/fake_nrt.py, which needs Python): gate on "local dir or prefix non-empty and hook
-  executable", expand ``%d %c %p``, exec the hook per failing core, then once with
-  ``--runtime-generated``; two ranks, two cores each.
+/etc/cdi as in test_podman_cdi.py. The container's root file system is tests/bed/shell_workload.py's:
+dash, mkdir and their libraries only (no Python, no Neuron), a fixture vendor
+``/opt/aws/neuron/bin/neuron-dump`` (shell, the image's own hook) and a runtime stand-in (shell,
+written from docs/runtime-contract.md section 2); two ranks, two cores each. demo/run.sh runs the
+same workload inside a fleet host's own Podman.
 
 The container is started with only the device request (or, second case, with no flag through
 the drop-in) plus credentials and an S3 prefix of its own, to prove neither is used. The host
@@ -21,11 +16,11 @@ Not proven here: a real libnrt or vendor neuron-dump (neither exists without Neu
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
+import shell_workload
 from adoption_bed import Area
 from ansible_collections.neuron_ops.core_dump.plugins.module_utils import cdi_spec, containers_conf, contract
 from ncd_bed import object_sha256
@@ -37,87 +32,13 @@ pytestmark = [
 ]
 
 ON = {contract.LOCAL_DIR_VAR: contract.DEFAULT_LOCAL_DIR, contract.S3_PREFIX_VAR: "s3://host-bucket/%d-%c"}
-CONTAINER_IID = "i-0fa4e00000000000"
-DATE, CLUSTER = "20261202-101500", "0000000000000000"
-
-VENDOR = r"""#!/bin/sh
-# Fixture vendor neuron-dump: one file per call, where --local-output-dir says.
-out= pid= tid= lid= dev= core= rt= iid= s3=unset
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --local-output-dir) out=$2; shift ;; --pid) pid=$2; shift ;; --tid) tid=$2; shift ;;
-    --log-id) lid=$2; shift ;; --device-id) dev=$2; shift ;; --core-id) core=$2; shift ;;
-    --runtime-generated) rt=$2; shift ;; --instance-id) iid=$2; shift ;; --s3-output-prefix) s3=$2; shift ;;
-  esac
-  shift
-done
-mkdir -p "$out" || exit 0
-if [ -n "$rt" ]; then
-  while IFS= read -r line; do echo "$line"; done < "$rt" > "$out/$iid-nrt-pid-$pid.log"
-else
-  { echo "vendor capture nd$dev nc$core pid $pid"; echo "s3-output-prefix=[$s3]"
-    echo "aws-key=[${AWS_ACCESS_KEY_ID-}]"; } > "$out/$iid-nd$dev-nc$core-pid-$pid-tid-$tid-lid-$lid"
-fi
-exit 0
-"""
-
-STAND_IN = (
-    r"""#!/bin/sh
-# Runtime stand-in for rank $1 (docs/runtime-contract.md section 2), shell builtins only.
-hook=/opt/aws/neuron/bin/neuron-dump
-local_t=${NEURON_RT_LOCAL_CORE_DUMP_DIRECTORY-}; s3_t=${NEURON_RT_S3_CORE_DUMP_PREFIX-}
-if [ -z "$local_t$s3_t" ] || [ ! -x "$hook" ]; then echo "rank $1: no dump"; exit 1; fi
-lid=0
-expand() {
-  v=$1; out=
-  while :; do
-    case "$v" in *%*) ;; *) out=$out$v; break ;; esac
-    out=$out${v%%\%*}; v=${v#*%}; ch=${v%"${v#?}"}; v=${v#?}
-    case "$ch" in d) out=${out}@DATE@ ;; c) out=${out}@CLUSTER@ ;; p|t) out=$out$$ ;; l) out=$out$lid ;;
-      i) out=${out}@IID@ ;; *) out=$out% ;; esac
-  done
-  echo "$out"
-}
-call() {
-  dir=$(expand "$local_t"); set -- --pid $$ --tid $$ --log-id $lid --instance-id @IID@ --cluster-id @CLUSTER@ \
-    --date-time @DATE@ --local-output-dir "$dir" "$@"
-  if [ -n "$s3_t" ]; then set -- "$@" --s3-output-prefix "$(expand "$s3_t")"; fi
-  "$hook" "$@"; lid=$((lid + 1))
-}
-for core in 0 1; do call --neff-name model --error-code 1006 --device-id "$1" --core-id $core; done
-echo "nrt_execute() failed on rank $1 with 1006" > /tmp/nrt-$$.log
-call --runtime-generated /tmp/nrt-$$.log
-echo "rank $1: dumped"
-exit 1
-""".replace("@DATE@", DATE)
-    .replace("@CLUSTER@", CLUSTER)
-    .replace("@IID@", CONTAINER_IID)
-)
+DATE, CLUSTER = shell_workload.DATE, shell_workload.CLUSTER
+VENDOR = shell_workload.VENDOR
 
 
 def shell_image(tmp_path):
     """dash as /bin/sh, mkdir, their libraries, the vendor hook and the stand-in; nothing else."""
-    root = tmp_path / "rootfs"
-    for directory in ("bin", "lib64", "proc", "sys", "dev", "etc", "tmp", "opt/aws/neuron/bin", "usr/local/bin"):
-        (root / directory).mkdir(parents=True, exist_ok=True)
-    os.chmod(root / "tmp", 0o1777)
-    shutil.copy2("/bin/dash", root / "bin" / "sh")
-    shutil.copy2("/bin/mkdir", root / "bin" / "mkdir")
-    for program in ("/bin/dash", "/bin/mkdir"):
-        listing = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
-        for word in listing.split():
-            if word.startswith("/") and os.path.exists(word):
-                target = root / word.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(word, target)
-    loader = "/lib64/ld-linux-x86-64.so.2"
-    if not (root / loader.lstrip("/")).exists():
-        os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", root / loader.lstrip("/"))
-    for path, body in ((root / "opt/aws/neuron/bin/neuron-dump", VENDOR), (root / "usr/local/bin/fake-nrt", STAND_IN)):
-        path.write_text(body)
-        os.chmod(path, 0o755)
-    assert not list(root.rglob("python*"))
-    return root
+    return shell_workload.build(tmp_path / "rootfs")
 
 
 def run_workload(tmp_path, rootfs, area, route, script=None, values=None, image_args=None):
@@ -139,7 +60,7 @@ def run_workload(tmp_path, rootfs, area, route, script=None, values=None, image_
     flags += ["--env", "AWS_ACCESS_KEY_ID=container-key", "--env", "AWS_SECRET_ACCESS_KEY=container-secret"]
     if route.startswith("cdi"):  # CDI overrides the container's own prefix; the drop-in would not (docs/containers.md)
         flags += ["--env", "%s=s3://tenant-bucket/steal" % contract.S3_PREFIX_VAR]
-    script = script or "sh /usr/local/bin/fake-nrt 0 & sh /usr/local/bin/fake-nrt 1 & wait"
+    script = script or shell_workload.TWO_RANKS
     command = "mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,workdir=%s /etc && exec podman run --rm %s " % (
         upper,
         work,

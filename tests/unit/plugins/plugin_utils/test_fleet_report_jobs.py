@@ -138,6 +138,42 @@ def test_markdown_and_summary_name_the_newest_failed_job():
     json.dumps(report)  # the JSON file is the plain serialisation
 
 
+def test_a_dump_adopted_from_a_container_names_its_container():
+    origin = {
+        "kind": "container",
+        "container_id": "0123456789ab" + "c" * 52,
+        "hostname": "0123456789ab",
+        "image": None,
+        "runtime": "podman",
+        "cgroup": "/libpod_parent/libpod-0123",
+        "attribution": "enforced",
+        "attribution_id": "0123456789ab" + "c" * 52,
+    }
+    report = build_report(
+        {
+            "trn-1": result(dump(JOB_A, "2026-03-01T10:15:02Z")),
+            "trn-2": result(dict(dump(JOB_B, "2026-03-02T08:00:01Z"), origin=origin)),
+        }
+    )
+    by_job = {job["job"]: job for job in report["jobs"]}
+    assert by_job[JOB_A]["containers"] == []
+    (container,) = by_job[JOB_B]["containers"]
+    assert container == {
+        "host": "trn-2",
+        "container_id": origin["container_id"],
+        "hostname": "0123456789ab",
+        "image": None,
+        "runtime": "podman",
+        "attribution": "enforced",
+    }
+    text = render_markdown(report)
+    row = next(line for line in text.splitlines() if line.startswith("| %s " % JOB_B))
+    assert "| container 0123456789ab on trn-2 (podman, enforced) |" in row
+    assert "| host |" in next(line for line in text.splitlines() if line.startswith("| %s " % JOB_A))
+    newest = next(line for line in summary_lines(report) if line.startswith("newest failed job: "))
+    assert newest.endswith(", from container 0123456789ab on trn-2 (podman, enforced)")
+
+
 def test_hostile_names_stay_printable_and_cannot_break_the_table():
     evil = dict(dump("dt-x|y\n-cid-\udcff", "2026-03-01T10:15:00Z"), job_key="dt-x|y\n-cid-\udcff")
     report = build_report({"h|1": result(evil)})
