@@ -113,9 +113,10 @@ run_item() {
 molecule_all() {
   # Lanes run in parallel (the containers mostly wait on podman exec); items within a lane run
   # one after the other. Lanes are separated by "|", balanced by measured time (s), from the
-  # last full run on this 2-core machine: toggle 662 (then with two Debian 12 hosts; its AL2023
-  # host replaced one), upload 410, default 519, upgrade 346, rpm_upgrade 723, rpm_default 329,
-  # bad_input 126, rpm_bad_input 126; py39 ~200, estimated: its pytest part took 70-230 s at load
+  # last full run on this 2-core machine: toggle 662 (then with two Debian 12 hosts; with the
+  # AL2023 host in place of one, run alone: 1631 at load average 17-19, 1020 at 13 falling to
+  # 4), upload 410, default 519, upgrade 346, rpm_upgrade 723, rpm_default 329, bad_input 126,
+  # rpm_bad_input 126; py39 ~200, estimated: its pytest part took 70-230 s at load
   # average 3-12 (478 at 12-17) and, with its venv image cached, 11 s go to the rest (building the
   # venv image adds ~550 s at load 17; only a changed tests/bed/py39-requirements.txt does that).
   # Lane sums: 1134, ~1130, 1178. py39 ends its lane, when the other lanes are finishing.
