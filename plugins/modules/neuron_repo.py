@@ -40,7 +40,7 @@ options:
     default: ""
   key_backup:
     description:
-      - Keep a copy of the previous O(key_dest) (path returned in RV(files[].backup_file)) when it changes.
+      - Keep a copy of the previous O(key_dest) (path returned in RV(files)) when it changes.
     type: bool
     default: false
   validate_certs:
@@ -71,7 +71,7 @@ options:
         type: str
       backup:
         description:
-          - Keep a copy of the previous file (path returned in RV(files[].backup_file)) when it changes.
+          - Keep a copy of the previous file (path returned in RV(files)) when it changes.
         type: bool
         default: false
   absent:
@@ -276,7 +276,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "key_dest": {"type": "path"},
-            "key_url": {"type": "str"},
+            "key_url": {"type": "str", "no_log": False},
             "key_content": {"type": "str", "default": "", "no_log": False},
             "key_backup": {"type": "bool", "default": False},
             "validate_certs": {"type": "bool", "default": True},
@@ -292,7 +292,7 @@ def main():
                 },
             },
             "absent": {"type": "list", "elements": "path", "default": []},
-            "legacy_key_ids": {"type": "list", "elements": "str", "default": []},
+            "legacy_key_ids": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "legacy_keyring": {"type": "path", "default": "/etc/apt/trusted.gpg"},
         },
         supports_check_mode=True,
