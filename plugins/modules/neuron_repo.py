@@ -82,8 +82,8 @@ options:
     default: []
   legacy_key_ids:
     description:
-      - Long (16 hex digit) key ids to delete from O(legacy_keyring) with C(apt-key), when the keyring and
-        C(apt-key) exist.
+      - Long (16 hex digit) key ids to delete from O(legacy_keyring) with C(apt-key), when the keyring,
+        C(apt-key) and C(gpg) exist.
     type: list
     elements: str
     default: []
@@ -246,7 +246,9 @@ def legacy_keys(module):
     """(apt-key, ids present in the legacy keyring) or (None, []) when the keyring or apt-key is missing."""
     keyring, wanted = module.params["legacy_keyring"], module.params["legacy_key_ids"]
     apt_key = module.get_bin_path("apt-key")
-    if not wanted or apt_key is None or not os.path.exists(keyring):
+    # apt-key needs gpg (a minimal Debian has apt-key but no gnupg): without it there is
+    # nothing it could remove, as ansible.builtin.apt_key also concluded.
+    if not wanted or apt_key is None or module.get_bin_path("gpg") is None or not os.path.exists(keyring):
         return None, []
     rc, out, err = module.run_command(
         [apt_key, "--keyring", keyring, "adv", "--list-public-keys", "--keyid-format=long"],
