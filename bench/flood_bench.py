@@ -235,7 +235,11 @@ def flood_once(tmp, index, hook_python, cli_python, moto, s3, bucket, home, two_
         result["status_unhealthy"] = sum(1 for _seconds, healthy in status.samples if not healthy)
         result["flood_uploaded"] = sum(1 for key in object_sizes(s3, bucket, key_root + "/") if "manifest" in key) - 1
         result["elapsed"] = time.monotonic() - started
-    # the same status on the same deep spool, with the flood and the uploader stopped: its own cost
+    # status with the flood and the uploader stopped, on a spool as deep as the flood (what it
+    # leaves where the uploader cannot keep up; here the uploader drained most of it): its own cost
+    depth = len(install.spool_entries()) + len(os.listdir(os.path.join(install.spool, "queue")))
+    for number in range(max(0, calls - depth)):
+        _enqueue(install, os.path.join(install.dumps, "dt-idle-%04d" % number), "%s-idle" % victim_prefix)
     result["spool_depth"] = len(install.spool_entries()) + len(os.listdir(os.path.join(install.spool, "queue")))
     result["idle_status_ms"] = []
     for _sample in range(IDLE_STATUS_SAMPLES):

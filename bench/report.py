@@ -312,7 +312,7 @@ def flood_section(result):
         ),
         "| the interpreter alone (`python3 -IS -c pass`) right after each `status`, p50 / p99 / max | "
         "%.0f / %.0f / %.0f ms | | |" % (result["baseline_p50"], result["baseline_p99"], result["baseline_max"]),
-        "| `status` wall time p50 / max, same deep spool (>= %d entries), flood and uploader stopped (%d samples) "
+        "| `status` wall time p50 / max, a spool of >= %d entries, flood and uploader stopped (%d samples) "
         "| %.0f / %.0f ms | < 200 ms | %s |"
         % (
             result["idle_depth"],
