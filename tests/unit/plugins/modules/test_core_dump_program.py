@@ -12,13 +12,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
-COLLECTIONS = os.path.join(REPO_ROOT, ".bed", "collections")
+from local_play import run_local_play
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs root-owned files (the module's contract)")
 
@@ -32,43 +28,10 @@ def _play(tmp_path, task, check=False, diff=False, more=()):
     ]
     if more:
         task = {"files": []}
-    play = tmp_path / "play.json"
-    play.write_text(
-        json.dumps(
-            [
-                {
-                    "hosts": "localhost",
-                    "connection": "local",
-                    "gather_facts": False,
-                    "tasks": [
-                        *extra,
-                        {"neuron_ops.core_dump.core_dump_program": task, "register": "out"},
-                        {
-                            "ansible.builtin.copy": {
-                                "content": "{{ {'out': out, 'more': [%s]} | to_json }}"
-                                % ", ".join("more_%d" % index for index in range(len(more))),
-                                "dest": str(tmp_path / "out.json"),
-                            },
-                            "check_mode": False,
-                        },
-                    ],
-                }
-            ]
-        )
-    )
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path))
-    env.update(ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
-    env.update(ANSIBLE_LOCALHOST_WARNING="false")
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play)]
-    argv += ["--check"] if check else []
-    argv += ["--diff"] if diff else []
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = tmp_path / "out.json"
-    if not out.exists():
-        return proc, None
-    result = json.loads(out.read_text())
-    out.unlink()
-    return proc, (result["more"] if more else result["out"])
+    tasks = [*extra, {"neuron_ops.core_dump.core_dump_program": task, "register": "out"}]
+    result = "{'out': out, 'more': [%s]}" % ", ".join("more_%d" % index for index in range(len(more)))
+    proc, answer = run_local_play(tmp_path, tasks, result, check, diff)
+    return proc, None if answer is None else (answer["more"] if more else answer["out"])
 
 
 @pytest.fixture

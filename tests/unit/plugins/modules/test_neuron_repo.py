@@ -11,56 +11,23 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import os
 import re
 import stat
-import subprocess
-import sys
 import threading
 
 import pytest
+from local_play import run_local_play
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
-COLLECTIONS = os.path.join(REPO_ROOT, ".bed", "collections")
 KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF1\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="writes root-owned files (the module's contract)")
 
 
 def _play(tmp_path, task, check=False, diff=False):
-    play = tmp_path / "play.json"
-    play.write_text(
-        json.dumps(
-            [
-                {
-                    "hosts": "localhost",
-                    "connection": "local",
-                    "gather_facts": False,
-                    "tasks": [
-                        {"neuron_ops.core_dump.neuron_repo": task, "register": "out", "ignore_errors": True},
-                        {
-                            "ansible.builtin.copy": {
-                                "content": "{{ out | to_json }}",
-                                "dest": str(tmp_path / "out.json"),
-                            },
-                            "check_mode": False,
-                        },
-                    ],
-                }
-            ]
-        )
-    )
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path))
-    env.update(ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
-    env.update(ANSIBLE_LOCALHOST_WARNING="false")
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play)]
-    argv += ["--check"] if check else []
-    argv += ["--diff"] if diff else []
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    tasks = [{"neuron_ops.core_dump.neuron_repo": task, "register": "out", "ignore_errors": True}]
+    proc, result = run_local_play(tmp_path, tasks, "out", check, diff)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads((tmp_path / "out.json").read_text())
-    (tmp_path / "out.json").unlink()
     return result
 
 
