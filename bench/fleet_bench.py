@@ -278,7 +278,7 @@ def main(argv=None):
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="Markdown to update ('-' = stdout)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    count = max(*args.sizes, sum(args.site_sizes))
+    count = max([*args.sizes, sum(args.site_sizes)])  # either list may be empty
     started = time.monotonic()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="ncd-fleet-bench-") as tmp:
