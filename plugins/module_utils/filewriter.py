@@ -9,8 +9,11 @@ is exact and check mode is a plan that is simply not applied.
 from __future__ import annotations
 
 import errno
+import grp
 import hashlib
 import os
+import pwd
+import stat
 import tempfile
 
 # A diff shows a file's text up to this size; a larger file, or bytes that are not UTF-8,
@@ -60,6 +63,16 @@ def diff_text(data):
 def summary_line(what, mode, owner, group):
     """A diff's line for a file shown without its text: ``what`` (its sha256, or "directory"), mode, owner."""
     return "%s %s %s:%s\n" % (what, mode, owner, group)
+
+
+def summary_of_existing(what, info):
+    """summary_line for a file on disk: ``what`` with the mode and owner names of its stat ``info``."""
+    return summary_line(
+        what,
+        "%04o" % stat.S_IMODE(info.st_mode),
+        account_name(pwd.getpwuid, info.st_uid),
+        account_name(grp.getgrgid, info.st_gid),
+    )
 
 
 def _text(data):

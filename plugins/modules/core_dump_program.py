@@ -114,10 +114,8 @@ changes:
 """
 
 import contextlib  # noqa: E402
-import grp  # noqa: E402
 import hashlib  # noqa: E402
 import os  # noqa: E402
-import pwd  # noqa: E402
 import stat  # noqa: E402
 import tarfile  # noqa: E402
 
@@ -258,12 +256,7 @@ def _describe(path, text):
             shown = filewriter.diff_text(handle.read())
         if shown is not None:
             return shown
-    return filewriter.summary_line(
-        filewriter.sha256_file(path, follow=False) if regular else "directory",
-        "%04o" % stat.S_IMODE(info.st_mode),
-        filewriter.account_name(pwd.getpwuid, info.st_uid),
-        filewriter.account_name(grp.getgrgid, info.st_gid),
-    )
+    return filewriter.summary_of_existing(filewriter.sha256_file(path, follow=False) if regular else "directory", info)
 
 
 def _mode(value):

@@ -155,10 +155,8 @@ key_problem:
 """
 
 import glob  # noqa: E402
-import grp  # noqa: E402
 import hashlib  # noqa: E402
 import os  # noqa: E402
-import pwd  # noqa: E402
 import stat  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -216,13 +214,7 @@ def _shown(path, data, after):
     digest = hashlib.sha256(data).hexdigest()
     if after:
         return filewriter.summary_line(digest, "%04o" % MODE, "root", "root")
-    info = os.stat(path)
-    return filewriter.summary_line(
-        digest,
-        "%04o" % stat.S_IMODE(info.st_mode),
-        filewriter.account_name(pwd.getpwuid, info.st_uid),
-        filewriter.account_name(grp.getgrgid, info.st_gid),
-    )
+    return filewriter.summary_of_existing(digest, os.stat(path))
 
 
 def diff(change):
